@@ -1,0 +1,281 @@
+"""Local state in SQLite under ``<directory>/state/``, and the run lock.
+
+What is recorded here is always true of the tree: a project's row is written only after its
+pages are published, a file's row only after it was verified and renamed into place. Writes
+are committed in batches (by count and by time), so a crash loses at most one batch of
+bookkeeping, and the next run re-derives it from the tree without downloading again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import NormalizedName
+
+from mirror.core.models import IndexEntry
+from mirror.core.plan import Action, IndexChange, LocalFile, LocalProject
+from mirror.errors import EnvironmentFault, LockHeld
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS projects (
+    name TEXT PRIMARY KEY,
+    serial INTEGER,            -- the serial of the published page; NULL until one is published
+    etag TEXT,
+    last_modified TEXT
+);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,     -- relative to web/
+    project TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_project ON files (project);
+CREATE TABLE IF NOT EXISTS upstream (name TEXT PRIMARY KEY, serial INTEGER);
+CREATE TABLE IF NOT EXISTS work (id INTEGER PRIMARY KEY, action TEXT NOT NULL, name TEXT NOT NULL, serial INTEGER);
+CREATE TABLE IF NOT EXISTS journal (dir TEXT PRIMARY KEY);
+"""
+_BATCH_ROWS = 500
+_BATCH_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    projects: int
+    files: int
+    bytes: int
+
+
+class State:
+    """One SQLite connection, used from one thread (the event loop's)."""
+
+    def __init__(self, path: Path, *, dry_run: bool = False) -> None:
+        """With ``dry_run`` nothing is ever committed: the run's writes are rolled back on close."""
+        self._dry_run = False  # the schema itself is committed even for a dry run
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise EnvironmentFault(f"cannot open state database {path}: {exc}") from None
+        self._db.execute("BEGIN")
+        self._pending = 0
+        self._since = time.monotonic()
+        if self.get_meta("schema") is None:
+            self.set_meta("schema", SCHEMA_VERSION)
+        self.commit()
+        self._dry_run = dry_run
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            if self._dry_run:
+                self._db.execute("ROLLBACK")
+            else:
+                self.commit()
+        self._db.close()
+
+    # -- transactions -------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        if self._dry_run:
+            return
+        try:
+            self._db.execute("COMMIT")
+            self._db.execute("BEGIN")
+        except sqlite3.OperationalError as exc:
+            raise EnvironmentFault(f"cannot write state: {exc}") from None
+        self._pending = 0
+        self._since = time.monotonic()
+
+    def _wrote(self, rows: int = 1) -> None:
+        self._pending += rows
+        if self._pending >= _BATCH_ROWS or time.monotonic() - self._since > _BATCH_SECONDS:
+            self.commit()
+
+    # -- meta ---------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str | int | None) -> None:
+        if value is None:
+            self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
+        self._wrote()
+
+    def get_int(self, key: str) -> int | None:
+        value = self.get_meta(key)
+        return None if value is None else int(value)
+
+    # -- the upstream listing and the work list -------------------------------------------------
+
+    def replace_upstream(self, entries: Iterable[IndexEntry]) -> int:
+        """Swap in a complete new upstream listing; later entries for a name win (it is one project)."""
+        self.commit()
+        self._db.execute("DELETE FROM upstream")
+        count = 0
+        batch: list[tuple[str, int | None]] = []
+        for entry in entries:
+            batch.append((entry.name, entry.serial))
+            if len(batch) >= 5000:
+                count += self._insert_upstream(batch)
+        count += self._insert_upstream(batch)
+        self.commit()
+        return count
+
+    def _insert_upstream(self, batch: list[tuple[str, int | None]]) -> int:
+        self._db.executemany("INSERT OR REPLACE INTO upstream (name, serial) VALUES (?, ?)", batch)
+        done = len(batch)
+        batch.clear()
+        return done
+
+    def iter_upstream(self) -> Iterator[IndexEntry]:
+        for name, serial in self._db.execute("SELECT name, serial FROM upstream ORDER BY name"):
+            yield IndexEntry(NormalizedName(name), serial)
+
+    def iter_local(self) -> Iterator[LocalProject]:
+        for name, serial in self._db.execute("SELECT name, serial FROM projects ORDER BY name"):
+            yield LocalProject(NormalizedName(name), serial)
+
+    def store_work(self, changes: Iterable[IndexChange]) -> None:
+        """Materialize the plan, so executing it never holds a read cursor open across writes."""
+        self._db.execute("DELETE FROM work")
+        rows = ((c.action.value, c.name, c.serial) for c in changes)
+        self._db.executemany("INSERT INTO work (action, name, serial) VALUES (?, ?, ?)", rows)
+        self.commit()
+
+    def count_work(self, action: Action) -> int:
+        row = self._db.execute("SELECT count(*) FROM work WHERE action = ?", (action.value,)).fetchone()
+        return int(row[0])
+
+    def iter_work(self, action: Action, batch: int = 1000) -> Iterator[IndexChange]:
+        last = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT id, name, serial FROM work WHERE action = ? AND id > ? ORDER BY id LIMIT ?",
+                (action.value, last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for row_id, name, serial in rows:
+                last = row_id
+                yield IndexChange(action, NormalizedName(name), serial)
+
+    # -- projects and files ---------------------------------------------------------------------
+
+    def project(self, name: str) -> tuple[int | None, str | None, str | None] | None:
+        """(serial, etag, last_modified) of a known project, or None."""
+        row = self._db.execute("SELECT serial, etag, last_modified FROM projects WHERE name = ?", (name,)).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def project_files(self, name: str) -> dict[str, LocalFile]:
+        rows = self._db.execute("SELECT path, size, sha256 FROM files WHERE project = ?", (name,))
+        return {path: LocalFile(path, size, sha256) for path, size, sha256 in rows}
+
+    def file_owner(self, path: str) -> str | None:
+        row = self._db.execute("SELECT project FROM files WHERE path = ?", (path,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def add_file(self, project: str, held: LocalFile) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO files (path, project, size, sha256) VALUES (?, ?, ?, ?)",
+            (held.path, project, held.size, held.sha256),
+        )
+        self._wrote()
+
+    def remove_files(self, paths: Iterable[str]) -> None:
+        rows = [(p,) for p in paths]
+        self._db.executemany("DELETE FROM files WHERE path = ?", rows)
+        self._wrote(len(rows))
+
+    def publish_project(self, name: str, serial: int | None, etag: str | None, last_modified: str | None) -> None:
+        """Record that ``name``'s pages are published at ``serial`` (call after the pages exist)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO projects (name, serial, etag, last_modified) VALUES (?, ?, ?, ?)",
+            (name, serial, etag, last_modified),
+        )
+        self._wrote()
+
+    def forget_project(self, name: str) -> None:
+        self._db.execute("DELETE FROM files WHERE project = ?", (name,))
+        self._db.execute("DELETE FROM projects WHERE name = ?", (name,))
+        self._wrote()
+
+    def iter_published(self, exclude_deleting: bool = False) -> Iterator[IndexEntry]:
+        """Projects with a published page, by name; optionally without those queued for deletion."""
+        query = "SELECT name, serial FROM projects ORDER BY name"
+        if exclude_deleting:
+            query = (
+                "SELECT name, serial FROM projects WHERE name NOT IN "
+                "(SELECT name FROM work WHERE action = 'delete') ORDER BY name"
+            )
+        for name, serial in self._db.execute(query):
+            yield IndexEntry(NormalizedName(name), serial)
+
+    def totals(self) -> Totals:
+        projects = self._db.execute("SELECT count(*) FROM projects").fetchone()[0]
+        files, size = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM files").fetchone()
+        return Totals(int(projects), int(files), int(size))
+
+    # -- the journal of directories that may hold temporary files ---------------------------------
+
+    def journal_add(self, dirs: Iterable[str]) -> None:
+        """Record directories about to receive temp files; committed at once, before they exist."""
+        self._db.executemany("INSERT OR IGNORE INTO journal (dir) VALUES (?)", [(d,) for d in dirs])
+        self.commit()
+
+    def journal_dirs(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT dir FROM journal")]
+
+    def journal_clear(self) -> None:
+        self._db.execute("DELETE FROM journal")
+        self.commit()
+
+
+class Lock:
+    """An exclusive, non-blocking lock on ``state/lock``; the kernel drops it if the process dies."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> Lock:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise EnvironmentFault(f"cannot create lock file {self._path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            raise LockHeld(f"another mirror run holds {self._path}{holder}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _read_pid(fd: int) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(os.pread(fd, 32, 0).decode().strip())
+        return f" (pid {pid})"
+    return ""

@@ -1,0 +1,153 @@
+"""Filesystem storage: temp file in the target directory, optional fsync, rename into place."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from mirror.core import layout
+from mirror.errors import EnvironmentFault, UnsafeName
+
+_CHUNK = 1 << 20
+_FATAL = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def fatal(exc: OSError, path: Path) -> EnvironmentFault:
+    """One readable line for an OS error that stops the whole run."""
+    reason = _FATAL.get(exc.errno or 0, exc.strerror or str(exc))
+    return EnvironmentFault(f"{reason}: {path}")
+
+
+class FileWriter:
+    def __init__(self, final: Path, temp: Path, fsync: bool) -> None:
+        self._final, self._temp, self._fsync = final, temp, fsync
+        self._done = False
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(temp, "xb")  # noqa: SIM115 - closed in commit/abort
+        except OSError as exc:
+            raise fatal(exc, temp) from None
+
+    def write(self, chunk: bytes) -> None:
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            self.abort()
+            raise fatal(exc, self._temp) from None
+
+    def commit(self) -> None:
+        try:
+            self._file.flush()
+            if self._fsync:
+                os.fsync(self._file.fileno())
+            self._file.close()
+            self._temp.replace(self._final)
+        except OSError as exc:
+            self.abort()
+            raise fatal(exc, self._final) from None
+        self._done = True
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        with contextlib.suppress(OSError):
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._temp.unlink()
+
+
+class FileStorage:
+    """The ``web/`` tree on a local filesystem."""
+
+    def __init__(self, root: Path, *, fsync: bool = False) -> None:
+        self.root = root
+        self._fsync = fsync
+
+    def _full(self, path: str) -> Path:
+        # Paths come from core.layout, which already refuses anything unsafe; this is the last fence.
+        parts = path.split("/")
+        if any(part in {"", ".", ".."} for part in parts) or "\\" in path or "\x00" in path:
+            raise UnsafeName(f"refusing path {path!r}")
+        return self.root.joinpath(*parts)
+
+    def open_writer(self, path: str) -> FileWriter:
+        final = self._full(path)
+        temp = self._full(layout.temp_name(path, secrets.token_hex(4)))
+        return FileWriter(final, temp, self._fsync)
+
+    def write_atomic(self, path: str, chunks: Iterable[bytes]) -> None:
+        writer = self.open_writer(path)
+        try:
+            for chunk in chunks:
+                writer.write(chunk)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+
+    def size(self, path: str) -> int | None:
+        try:
+            return self._full(path).stat().st_size
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise fatal(exc, self._full(path)) from None
+
+    def read(self, path: str) -> Iterator[bytes]:
+        full = self._full(path)
+        try:
+            with open(full, "rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    yield chunk
+        except OSError as exc:
+            raise fatal(exc, full) from None
+
+    def delete(self, path: str) -> None:
+        full = self._full(path)
+        try:
+            full.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise fatal(exc, full) from None
+        self._prune(full.parent)
+
+    def _prune(self, directory: Path) -> None:
+        """Remove directories the deletion left empty, up to (not including) the top level."""
+        top = {self.root, self.root / layout.PACKAGES, self.root / layout.SIMPLE}
+        while directory not in top and self.root in directory.parents:
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent
+
+    def delete_dir_if_empty(self, path: str) -> None:
+        self._prune(self._full(path))
+
+    def remove_temps(self, directory: str) -> int:
+        full = self.root if directory == "" else self._full(directory)
+        removed = 0
+        try:
+            entries = list(os.scandir(full))
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise fatal(exc, full) from None
+        for entry in entries:
+            if layout.is_temp_name(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(entry.path).unlink()
+                    removed += 1
+        return removed

@@ -1,0 +1,534 @@
+"""The sync orchestrator: discover → plan → execute, in the publication order of DESIGN.md.
+
+1. each file downloads to a temp name beside its target, is verified, then renamed;
+2. then its ``.metadata``; 3. then the project's pages; 4. then the root index;
+5. then the serial is committed to state. Deleting goes the other way.
+A crash anywhere leaves the previous consistent tree visible; the next run repairs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urljoin
+
+import anyio
+from packaging.utils import NormalizedName
+
+from mirror.config import Config
+from mirror.core import layout, parse, render
+from mirror.core.filters import FilterChain
+from mirror.core.models import IndexEntry, IndexMeta, ProjectPage
+from mirror.core.plan import (
+    Action,
+    Download,
+    IndexChange,
+    LocalFile,
+    LocalProject,
+    ProjectPlan,
+    check_deletion_guard,
+    check_serial,
+    plan_index,
+    plan_project,
+    published_page,
+)
+from mirror.errors import (
+    IntegrityError,
+    ProjectError,
+    StalePage,
+    UnsafeName,
+    UpstreamError,
+    UpstreamUnreachable,
+    unwrap,
+)
+from mirror.http import Page, TransientError, Upstream
+from mirror.progress import Reporter
+from mirror.state import State
+from mirror.storage.fs import FileStorage, fatal
+
+ROOT_CACHE = "root-index.body"
+# After this many projects in a row fail to connect, the upstream is gone, not flaky.
+_UNREACHABLE_STREAK = 25
+
+
+@dataclass
+class RunReport:
+    started: float
+    finished: float = 0.0
+    serial: int | None = None
+    planned: int = 0
+    synced: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    files_added: int = 0
+    files_deleted: int = 0
+    bytes_added: int = 0
+    requests: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    deferred: dict[str, str] = field(default_factory=dict)
+    # For --dry-run: what a real run would download and delete.
+    would_download: int = 0
+    would_download_bytes: int = 0
+    would_delete: int = 0
+
+    @property
+    def result(self) -> str:
+        return "partial" if self.failed or self.deferred else "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    projects: tuple[str, ...] = ()
+    """Restrict the run to these projects (names as typed; normalized here)."""
+    dry_run: bool = False
+    force_check: bool = False
+
+
+class Syncer:
+    def __init__(
+        self,
+        config: Config,
+        state: State,
+        storage: FileStorage,
+        upstream: Upstream,
+        filters: FilterChain,
+        reporter: Reporter,
+        options: Options = Options(),
+    ) -> None:
+        self.config, self.state, self.storage, self.upstream = config, state, storage, upstream
+        self.filters, self.reporter, self.options = filters, reporter, options
+        self.report = RunReport(started=time.time())
+        self._changed = False
+        self._connect_streak = 0
+
+    # -- the run ------------------------------------------------------------------------------
+
+    async def run(self) -> RunReport:
+        if not self.options.dry_run:
+            self._clean_journal()
+        root = await self._refresh_root()
+        serial_mode = self.state.get_meta("serials") == "1"
+        if root.not_modified and serial_mode and self._was_clean() and not self._forced():
+            self.reporter.info("upstream unchanged since the last complete run")
+            return self._finish(root_serial=self.state.get_int("upstream_serial"))
+        self.state.store_work(plan_index(self._upstream_entries(), self._local_entries()))
+        syncs, deletes = self.state.count_work(Action.SYNC), self.state.count_work(Action.DELETE)
+        self.report.planned = syncs
+        if not self.options.projects:
+            check_deletion_guard(deletes, self.state.totals().projects, self.config.max_delete_fraction)
+        self.reporter.start(syncs, deletes)
+        await self._sync_all()
+        if self.options.dry_run:
+            self.report.would_delete = deletes
+            return self._finish(root_serial=None)
+        self._delete_projects(deletes)
+        return self._finish(root_serial=self.state.get_int("upstream_serial"))
+
+    def _forced(self) -> bool:
+        return self.options.force_check or bool(self.options.projects)
+
+    def _was_clean(self) -> bool:
+        return self.state.get_meta("clean") == "1" and self.state.get_meta("filters") == self._filters_key()
+
+    def _filters_key(self) -> str:
+        return repr(
+            (
+                self.config.filters.enabled,
+                sorted((k, repr(v)) for k, v in self.config.filters.options.items()),
+            )
+        )
+
+    def _upstream_entries(self) -> Iterator[IndexEntry]:
+        wanted = self._wanted_names()
+        for entry in self.state.iter_upstream():
+            if wanted is not None and entry.name not in wanted:
+                continue
+            if self.filters.keep_project(entry.name):
+                yield entry
+
+    def _local_entries(self) -> Iterator[LocalProject]:
+        wanted = self._wanted_names()
+        forced = self.options.force_check or self.state.get_meta("filters") != self._filters_key()
+        for local in self.state.iter_local():
+            if wanted is not None and local.name not in wanted:
+                continue
+            # A forced check or changed filters: every project is looked at again.
+            yield LocalProject(local.name, None) if forced else local
+
+    def _wanted_names(self) -> set[NormalizedName] | None:
+        if not self.options.projects:
+            return None
+        return {layout.project_name(name) for name in self.options.projects}
+
+    def _finish(self, root_serial: int | None) -> RunReport:
+        report = self.report
+        report.finished = time.time()
+        report.requests = self.upstream.counters.requests
+        report.serial = root_serial
+        if self.options.dry_run:
+            return report
+        clean = not report.failed and not report.deferred
+        if not self.options.projects:
+            self.state.set_meta("clean", "1" if clean else "0")
+            self.state.set_meta("filters", self._filters_key())
+            if clean and root_serial is not None:
+                self.state.set_meta("serial", root_serial)
+        if self._changed or self.storage.size(layout.root_paths()[2]) is None:
+            # The root claims the serial of the last run that completed, never a partial one.
+            self._write_root()
+        self.state.set_meta("last_run", _run_summary(report))
+        self.state.journal_clear()
+        self.state.commit()
+        return report
+
+    # -- discovery ------------------------------------------------------------------------------
+
+    async def _refresh_root(self) -> Page:
+        """Fetch the root index (conditionally); stage its listing into state when it changed."""
+        upstream = self.config.require_upstream()
+        etag = None if self._forced() else self.state.get_meta("root_etag")
+        modified = None if self._forced() else self.state.get_meta("root_last_modified")
+        cache = self.config.state_dir / ROOT_CACHE
+        try:
+            page = await self.upstream.download_root(
+                upstream, lambda: _PathWriter(cache), etag=etag, last_modified=modified
+            )
+        except (TransientError, UpstreamError) as exc:
+            raise UpstreamUnreachable(f"cannot fetch the upstream index {upstream}: {exc}") from None
+        if page is None:
+            raise UpstreamUnreachable(f"the upstream index {upstream} answered 404")
+        if page.not_modified:
+            return page
+        try:
+            meta = self._stage_root(cache, page)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                cache.unlink()
+        serial = page.serial if page.serial is not None else meta.last_serial
+        # A new listing is not yet mirrored: until a run completes against it, a 304 must replan.
+        self.state.set_meta("clean", "0")
+        self.state.set_meta("upstream_serial", serial)
+        self.state.set_meta("root_etag", page.etag)
+        self.state.set_meta("root_last_modified", page.last_modified)
+        self.state.commit()
+        return page
+
+    def _stage_root(self, cache: Path, page: Page) -> IndexMeta:
+        parser: parse.IndexJsonParser | parse.IndexHtmlParser = (
+            parse.IndexJsonParser() if page.format == "json" else parse.IndexHtmlParser()
+        )
+        first: list[IndexEntry] = []
+
+        def entries() -> Iterator[IndexEntry]:
+            for chunk in _read_chunks(cache):
+                for entry in parser.feed(chunk):
+                    if not first:
+                        first.append(entry)
+                    yield entry
+
+        try:
+            count = self.state.replace_upstream(entries())
+            meta = parser.close()
+        except UpstreamError as exc:
+            raise UpstreamUnreachable(f"the upstream index is unusable: {exc}") from None
+        # An index either gives every project a serial (PyPI, mirrors) or none (pypiserver, static trees).
+        self.state.set_meta("serials", "1" if first and first[0].serial is not None else "0")
+        self.reporter.info(f"upstream lists {count} projects" + (f" at serial {page.serial}" if page.serial else ""))
+        return meta
+
+    # -- syncing projects -------------------------------------------------------------------------
+
+    async def _sync_all(self) -> None:
+        send, receive = anyio.create_memory_object_stream[IndexChange](self.config.workers)
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._produce, send)
+            for _ in range(self.config.workers):
+                group.start_soon(self._consume, receive.clone())
+            receive.close()
+
+    async def _produce(self, send: anyio.abc.ObjectSendStream[IndexChange]) -> None:
+        async with send:
+            for change in self.state.iter_work(Action.SYNC):
+                await send.send(change)
+
+    async def _consume(self, receive: anyio.abc.ObjectReceiveStream[IndexChange]) -> None:
+        async with receive:
+            async for change in receive:
+                await self._sync_one(change)
+
+    async def _sync_one(self, change: IndexChange) -> None:
+        name = change.name
+        try:
+            outcome = await self._sync_project(name, change.serial)
+        except StalePage as exc:
+            self.report.deferred[name] = _about(name, exc)
+            self.reporter.project_done(name, "deferred", _about(name, exc))
+            return
+        except ProjectError as exc:
+            self._note_failure(name, exc)
+            return
+        self._connect_streak = 0
+        if outcome == "unchanged":
+            self.report.unchanged += 1
+        else:
+            self.report.synced += 1
+        self.reporter.project_done(name, outcome, None)
+
+    def _note_failure(self, name: str, exc: ProjectError) -> None:
+        self.report.failed[name] = _about(name, exc)
+        self.reporter.project_done(name, "failed", _about(name, exc))
+        if isinstance(exc.__cause__, TransientError) or isinstance(exc, _Unreachable):
+            self._connect_streak += 1
+            if self._connect_streak >= _UNREACHABLE_STREAK and self.report.synced == 0:
+                raise UpstreamUnreachable(f"the upstream stopped answering: {exc}")
+        else:
+            self._connect_streak = 0
+
+    async def _sync_project(self, name: NormalizedName, promised: int | None) -> str:
+        page, response = await self._fetch_page(name, promised)
+        if page is None:
+            return "unchanged"
+        plan = plan_project(
+            self.filters.filter_page(page),
+            self.state.project_files(name),
+            require_hashes=self.config.require_hashes,
+        )
+        if self.options.dry_run:
+            self.report.would_download += len(plan.downloads)
+            self.report.would_download_bytes += sum(d.size or 0 for d in plan.downloads)
+            self.report.would_delete += len(plan.deletes)
+            return "planned"
+        self._check_ownership(name, plan)
+        self.state.journal_add(
+            {p.rpartition("/")[0] for p in (*(d.path for d in plan.downloads), layout.page_paths(name)[0])}
+        )
+        await self._fetch_files(name, plan)
+        self._publish(name, plan, response)
+        for path in plan.deletes:
+            self.storage.delete(path)
+            self.report.files_deleted += 1
+        self.state.remove_files(plan.deletes)
+        self.state.publish_project(name, page.last_serial, response.etag, response.last_modified)
+        self._changed = True
+        return "synced"
+
+    async def _fetch_page(self, name: NormalizedName, promised: int | None) -> tuple[ProjectPage | None, Page]:
+        """The project's page, fresh enough for the serial the root promised; None if not modified."""
+        url = urljoin(self.config.require_upstream(), f"{name}/")
+        known = self.state.project(name)
+        conditional = promised is None and known is not None and not self.options.force_check
+        etag, modified = (known[1], known[2]) if conditional and known else (None, None)
+        for attempt in range(self.config.stale_retries + 1):
+            response = await self._get(url, etag, modified, name)
+            if response.not_modified:
+                return None, response
+            page = self._parse(name, response)
+            serial = response.serial if response.serial is not None else page.last_serial
+            if check_serial(name, promised, serial):
+                return _with_serial(page, serial), response
+            if attempt < self.config.stale_retries:
+                await anyio.sleep(min(0.5 * 2**attempt, 10.0))
+        raise StalePage(
+            f"{name}: upstream page is at serial {serial}, the index promised {promised}; retrying next run"
+        )
+
+    async def _get(self, url: str, etag: str | None, modified: str | None, name: str) -> Page:
+        try:
+            response = await self.upstream.get_page(url, etag=etag, last_modified=modified)
+        except TransientError as exc:
+            raise _Unreachable(f"{name}: {exc}") from exc
+        if response is None:
+            raise UpstreamError(f"{name}: listed by the upstream index but its page is 404")
+        return response
+
+    def _parse(self, name: NormalizedName, response: Page) -> ProjectPage:
+        if response.format == "json":
+            page = parse.parse_project_json(response.body, response.url)
+        else:
+            page = parse.parse_project_html(response.body, response.url, name)
+        if page.name != name:
+            raise UpstreamError(f"{name}: the upstream page is for another project ({page.name!r})")
+        return page
+
+    def _check_ownership(self, name: str, plan: ProjectPlan) -> None:
+        for item in plan.files:
+            owner = self.state.file_owner(item.path)
+            if owner is not None and owner != name:
+                raise UnsafeName(f"{name}: {item.path} already belongs to project {owner}")
+
+    async def _fetch_files(self, name: str, plan: ProjectPlan) -> None:
+        dists = [d for d in plan.downloads if not d.path.endswith(layout.METADATA_SUFFIX)]
+        metas = [d for d in plan.downloads if d.path.endswith(layout.METADATA_SUFFIX)]
+        for batch, required in ((dists, True), (metas, False)):
+            try:
+                async with anyio.create_task_group() as group:
+                    for download in batch:
+                        group.start_soon(self._fetch_file, name, download, required)
+            except BaseExceptionGroup as group_error:
+                raise unwrap(group_error) from None
+
+    async def _fetch_file(self, name: str, download: Download, required: bool) -> None:
+        if self._adopt(name, download):
+            return
+        for attempt in (1, 2):
+            try:
+                fetched = await self.upstream.download(
+                    download.url,
+                    lambda: self.storage.open_writer(download.path),
+                    download.size,
+                    download.hashes,
+                )
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                continue
+            except TransientError as exc:
+                raise _Unreachable(f"{name}: {exc}") from exc
+            break
+        if fetched is None:
+            if required:
+                raise UpstreamError(f"{name}: {download.url} is 404")
+            return  # a .metadata the page offered but the upstream does not have: not advertised
+        self.state.add_file(name, LocalFile(download.path, fetched.size, fetched.sha256))
+        self.report.files_added += 1
+        self.report.bytes_added += fetched.size
+        self.reporter.file_done(download.path, fetched.size)
+
+    def _adopt(self, name: str, download: Download) -> bool:
+        """A verified file already at its final name (a crash before state caught up) is reused."""
+        size = self.storage.size(download.path)
+        if size is None or (download.size is not None and size != download.size):
+            return False
+        digest = hashlib.sha256()
+        for chunk in self.storage.read(download.path):
+            digest.update(chunk)
+        expected = download.hashes.get("sha256")
+        if expected is not None and digest.hexdigest() != expected:
+            return False
+        self.state.add_file(name, LocalFile(download.path, size, digest.hexdigest()))
+        return True
+
+    def _publish(self, name: NormalizedName, plan: ProjectPlan, response: Page) -> None:
+        on_disk = self.state.project_files(name)
+        missing = [item.path for item in plan.files if item.path not in on_disk]
+        if missing:
+            raise UpstreamError(f"{name}: {len(missing)} files could not be fetched, e.g. {missing[0]}")
+        versions = plan.page.versions if plan.page.versions is not None else parse.derive_versions(plan.page.files)
+        page = published_page(plan, on_disk, versions)
+        html, v1_html, v1_json = layout.page_paths(name)
+        html_bytes = render.render_project_html(page)
+        self.storage.write_atomic(v1_json, [render.render_project_json(page)])
+        self.storage.write_atomic(v1_html, [html_bytes])
+        self.storage.write_atomic(html, [html_bytes])
+
+    # -- the root index and deletions -------------------------------------------------------------
+
+    def _write_root(self) -> None:
+        serial = self.state.get_int("serial")
+        html, v1_html, v1_json = layout.root_paths()
+        self.state.journal_add([layout.SIMPLE])
+        meta = IndexMeta(last_serial=serial)
+        self.storage.write_atomic(v1_json, render.render_index_json(self.state.iter_published(True), meta))
+        self.storage.write_atomic(v1_html, render.render_index_html(self.state.iter_published(True), serial))
+        self.storage.write_atomic(html, render.render_index_html(self.state.iter_published(True), serial))
+
+    def _delete_projects(self, count: int) -> None:
+        if count == 0:
+            return
+        # The root stops listing them first, then their pages go, then their files.
+        self._write_root()
+        for change in self.state.iter_work(Action.DELETE):
+            for path in layout.page_paths(change.name):
+                self.storage.delete(path)
+            files = self.state.project_files(change.name)
+            for path in files:
+                self.storage.delete(path)
+            self.report.files_deleted += len(files)
+            self.state.forget_project(change.name)
+            self.report.deleted += 1
+            self.reporter.project_done(change.name, "deleted", None)
+        self._changed = True
+
+    def _clean_journal(self) -> None:
+        dirs = self.state.journal_dirs()
+        removed = sum(self.storage.remove_temps(d) for d in dirs)
+        if removed:
+            self.reporter.info(f"removed {removed} temporary files left by an interrupted run")
+        self.state.journal_clear()
+
+
+class _Unreachable(ProjectError):
+    """A project failed because the upstream did not answer (after retries)."""
+
+
+class _PathWriter:
+    """A plain temp-then-rename writer outside ``web/`` (for the cached root body)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path, self._temp = path, path.with_name(path.name + layout.TEMP_SUFFIX)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self._temp, "wb")  # noqa: SIM115 - closed in commit/abort
+        except OSError as exc:
+            raise fatal(exc, self._temp) from None
+
+    def write(self, chunk: bytes) -> None:
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            self.abort()
+            raise fatal(exc, self._temp) from None
+
+    def commit(self) -> None:
+        self._file.close()
+        self._temp.replace(self._path)
+
+    def abort(self) -> None:
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._temp.unlink()
+
+
+def _about(name: str, exc: Exception) -> str:
+    """The error as one line that starts with the project it is about."""
+    text = str(exc)
+    return text if text.startswith(f"{name}:") else f"{name}: {text}"
+
+
+def _read_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(size):
+            yield chunk
+
+
+def _with_serial(page: ProjectPage, serial: int | None) -> ProjectPage:
+    if serial == page.last_serial:
+        return page
+    return replace(page, last_serial=serial)
+
+
+def _run_summary(report: RunReport) -> str:
+    return json.dumps(
+        {
+            "started": report.started,
+            "finished": report.finished,
+            "result": report.result,
+            "serial": report.serial,
+            "synced": report.synced,
+            "deleted": report.deleted,
+            "files_added": report.files_added,
+            "files_deleted": report.files_deleted,
+            "bytes_added": report.bytes_added,
+            "requests": report.requests,
+            "failed": len(report.failed),
+            "deferred": len(report.deferred),
+        }
+    )
+
+
+__all__ = ["Options", "RunReport", "Syncer"]

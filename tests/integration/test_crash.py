@@ -1,0 +1,70 @@
+"""kill -9 at any moment, then a rerun, converges to exactly the tree a clean run makes."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mirror.errors import EXIT_OK
+from tests.conftest import ROOT, Mirror, check_tree, snapshot
+from tests.fakepypi import FakePyPI
+
+TRIALS = 8
+
+
+def populate(up: FakePyPI, projects: int, version: str) -> None:
+    for i in range(projects):
+        up.add_release(f"pkg{i:02d}", version, payload_size=20_000 + 1000 * i)
+
+
+def start(mirror: Mirror) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mirror", "--quiet", "--config", str(mirror.config), "sync"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def clean_tree(up: FakePyPI, root: Path) -> dict[str, str]:
+    reference = Mirror(root, root / "mirror.toml")
+    root.mkdir()
+    reference.write_config(up.simple_url)
+    assert reference.run("sync") == EXIT_OK
+    return snapshot(reference.web)
+
+
+def test_sigkill_at_random_points_then_rerun_converges(tmp_path: Path) -> None:
+    rng = random.Random(20261121)
+    with FakePyPI() as up:
+        # Slow file responses stretch the run so kills land in every phase, not only at the start.
+        populate(up, 30, "1.0")
+        mirror = Mirror(tmp_path / "m0", tmp_path / "m0" / "mirror.toml")
+        mirror.root.mkdir()
+        mirror.write_config(up.simple_url)
+        killed_mid_run = 0
+        for trial in range(TRIALS):
+            if trial == TRIALS // 2:
+                # Halfway through, the upstream moves on: new releases, removals, a yank, a deleted project.
+                populate(up, 24, "2.0")
+                up.remove_release("pkg03", "1.0")
+                up.yank("pkg04", "1.0", "bad")
+                up.remove_project("pkg29")
+            up.faults.rates(slow=1.0, slow_delay=0.05, seed=trial)
+            process = start(mirror)
+            delay = rng.uniform(0.3, 1.5)  # a full run takes about 1.7 s here
+            time.sleep(delay)
+            killed_mid_run += process.poll() is None
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+            check_tree(mirror.web, allow_temps=True)
+        # The trials only prove something if most kills hit a run in progress.
+        assert killed_mid_run >= TRIALS * 3 // 4, f"only {killed_mid_run} of {TRIALS} kills landed mid-run"
+        up.faults.clear()
+        assert mirror.run("sync") == EXIT_OK
+        check_tree(mirror.web)
+        assert snapshot(mirror.web) == clean_tree(up, tmp_path / "reference")
