@@ -308,3 +308,10 @@ def test_hostile_file_names_are_refused(mirror: Mirror, hostile: str, capsys) ->
     check_tree(mirror.web)
     assert not (mirror.web / "simple" / "evil").exists()
     assert not list(mirror.root.parent.rglob("evil.whl"))
+
+
+def test_http2_setting_uses_httpx_own_transport(upstream: FakePyPI, mirror: Mirror) -> None:
+    seed(upstream)
+    mirror.write_config(upstream.simple_url, http2=True, contact="ops@example.org")
+    assert mirror.run("sync") == EXIT_OK
+    check_tree(mirror.web)

@@ -1,0 +1,72 @@
+"""pip and uv install from the produced tree, served by a plain static server on loopback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mirror.errors import EXIT_OK
+from tests.conftest import Mirror, StaticServer, check_tree, clean_env
+from tests.fakepypi import FakePyPI
+
+
+def uv_binary() -> str:
+    local = Path(sys.executable).with_name("uv")
+    found = str(local) if local.exists() else shutil.which("uv")
+    if found is None:
+        pytest.fail("uv is not installed (pip install -e '.[test]')")
+    return found
+
+
+@pytest.fixture
+def served(upstream: FakePyPI, mirror: Mirror):
+    upstream.add_release("demo", "1.0", requires_dist=["dep>=2"])
+    upstream.add_release("demo", "2.0", requires_dist=["dep>=2"], requires_python=">=3.99")
+    upstream.add_release("demo", "1.5", requires_dist=["dep>=2"])
+    upstream.yank("demo", "1.5", "do not use")
+    upstream.add_release("dep", "1.0")
+    upstream.add_release("dep", "2.0")
+    mirror.write_config(upstream.simple_url)
+    assert mirror.run("sync") == EXIT_OK
+    check_tree(mirror.web)
+    with StaticServer(mirror.web) as static:
+        yield static
+
+
+def installed(target: Path) -> set[str]:
+    return {p.name for p in target.glob("*.dist-info")}
+
+
+def test_pip_installs_with_dependencies(served: StaticServer, tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--index-url", served.simple_url, "--target", str(target), "demo"],
+        capture_output=True,
+        text=True,
+        env=clean_env(tmp_path),
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # 2.0 needs a Python that does not exist and 1.5 is yanked: pip must pick 1.0, and dep 2.0.
+    assert installed(target) == {"demo-1.0.dist-info", "dep-2.0.dist-info"}
+
+
+def test_uv_installs_with_dependencies(served: StaticServer, tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    venv = tmp_path / "venv"
+    uv = uv_binary()
+    subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True, env=env, capture_output=True)
+    result = subprocess.run(
+        [uv, "pip", "install", "--python", str(venv / "bin" / "python"), "--index-url", served.simple_url, "demo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    assert installed(site) == {"demo-1.0.dist-info", "dep-2.0.dist-info"}
