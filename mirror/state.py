@@ -28,7 +28,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS projects (
     name TEXT PRIMARY KEY,
-    serial INTEGER,            -- the serial of the published page; NULL until one is published
+    serial INTEGER,            -- the serial of the published page (NULL: unknown or not yet published)
+    published INTEGER NOT NULL DEFAULT 0,  -- 1 once the project's pages exist
     etag TEXT,
     last_modified TEXT
 );
@@ -146,8 +147,10 @@ class State:
             yield IndexEntry(NormalizedName(name), serial)
 
     def iter_local(self) -> Iterator[LocalProject]:
-        for name, serial in self._db.execute("SELECT name, serial FROM projects ORDER BY name"):
-            yield LocalProject(NormalizedName(name), serial)
+        rows = self._db.execute("SELECT name, serial, published FROM projects ORDER BY name")
+        for name, serial, published in rows:
+            # An unpublished project's serial means nothing yet: it must be synced.
+            yield LocalProject(NormalizedName(name), serial if published else None)
 
     def store_work(self, changes: Iterable[IndexChange]) -> None:
         """Materialize the plan, so executing it never holds a read cursor open across writes."""
@@ -203,9 +206,14 @@ class State:
     def publish_project(self, name: str, serial: int | None, etag: str | None, last_modified: str | None) -> None:
         """Record that ``name``'s pages are published at ``serial`` (call after the pages exist)."""
         self._db.execute(
-            "INSERT OR REPLACE INTO projects (name, serial, etag, last_modified) VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO projects (name, serial, published, etag, last_modified) VALUES (?, ?, 1, ?, ?)",
             (name, serial, etag, last_modified),
         )
+        self._wrote()
+
+    def register_project(self, name: str) -> None:
+        """Make a project known before its first files land, so its deletion can find them."""
+        self._db.execute("INSERT OR IGNORE INTO projects (name, serial, published) VALUES (?, NULL, 0)", (name,))
         self._wrote()
 
     def forget_project(self, name: str) -> None:
@@ -215,17 +223,17 @@ class State:
 
     def iter_published(self, exclude_deleting: bool = False) -> Iterator[IndexEntry]:
         """Projects with a published page, by name; optionally without those queued for deletion."""
-        query = "SELECT name, serial FROM projects ORDER BY name"
+        query = "SELECT name, serial FROM projects WHERE published = 1 ORDER BY name"
         if exclude_deleting:
             query = (
-                "SELECT name, serial FROM projects WHERE name NOT IN "
+                "SELECT name, serial FROM projects WHERE published = 1 AND name NOT IN "
                 "(SELECT name FROM work WHERE action = 'delete') ORDER BY name"
             )
         for name, serial in self._db.execute(query):
             yield IndexEntry(NormalizedName(name), serial)
 
     def totals(self) -> Totals:
-        projects = self._db.execute("SELECT count(*) FROM projects").fetchone()[0]
+        projects = self._db.execute("SELECT count(*) FROM projects WHERE published = 1").fetchone()[0]
         files, size = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM files").fetchone()
         return Totals(int(projects), int(files), int(size))
 

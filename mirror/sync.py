@@ -105,6 +105,8 @@ class Syncer:
         self.report = RunReport(started=time.time())
         self._changed = False
         self._connect_streak = 0
+        # Paths claimed by projects in flight: two projects of one run can never write one path.
+        self._claims: dict[str, str] = {}
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -239,6 +241,11 @@ class Syncer:
         # An index either gives every project a serial (PyPI, mirrors) or none (pypiserver, static trees).
         self.state.set_meta("serials", "1" if first and first[0].serial is not None else "0")
         self.reporter.info(f"upstream lists {count} projects" + (f" at serial {page.serial}" if page.serial else ""))
+        if parser.skipped.count:
+            self.reporter.info(
+                f"skipped {parser.skipped.count} unusable entries of the upstream index, "
+                f"e.g. {parser.skipped.examples[0]}"
+            )
         return meta
 
     # -- syncing projects -------------------------------------------------------------------------
@@ -299,16 +306,21 @@ class Syncer:
             require_hashes=self.config.require_hashes,
         )
         if self.options.dry_run:
-            self.report.would_download += len(plan.downloads)
+            self.report.would_download += len(plan.downloads) + len(plan.metadata)
             self.report.would_download_bytes += sum(d.size or 0 for d in plan.downloads)
             self.report.would_delete += len(plan.deletes)
             return "planned"
-        self._check_ownership(name, plan)
-        self.state.journal_add(
-            {p.rpartition("/")[0] for p in (*(d.path for d in plan.downloads), layout.page_paths(name)[0])}
-        )
-        await self._fetch_files(name, plan)
-        self._publish(name, plan, response)
+        self._claim(name, plan)
+        try:
+            self.state.register_project(name)
+            targets = (*plan.downloads, *plan.metadata)
+            self.state.journal_add(
+                {p.rpartition("/")[0] for p in (*(d.path for d in targets), layout.page_paths(name)[0])}
+            )
+            await self._fetch_files(name, plan)
+            self._publish(name, plan, response)
+        finally:
+            self._release(name, plan)
         for path in plan.deletes:
             self.storage.delete(path)
             self.report.files_deleted += 1
@@ -355,16 +367,23 @@ class Syncer:
             raise UpstreamError(f"{name}: the upstream page is for another project ({page.name!r})")
         return page
 
-    def _check_ownership(self, name: str, plan: ProjectPlan) -> None:
-        for item in plan.files:
-            owner = self.state.file_owner(item.path)
+    def _claim(self, name: str, plan: ProjectPlan) -> None:
+        targets = [d.path for d in (*plan.downloads, *plan.metadata)]
+        for path in targets + [item.path for item in plan.files]:
+            owner = self._claims.get(path) or self.state.file_owner(path)
             if owner is not None and owner != name:
-                raise UnsafeName(f"{name}: {item.path} already belongs to project {owner}")
+                raise UnsafeName(f"{name}: {path} already belongs to project {owner}")
+        for path in targets:
+            self._claims[path] = name
+
+    def _release(self, name: str, plan: ProjectPlan) -> None:
+        for download in (*plan.downloads, *plan.metadata):
+            if self._claims.get(download.path) == name:
+                del self._claims[download.path]
 
     async def _fetch_files(self, name: str, plan: ProjectPlan) -> None:
-        dists = [d for d in plan.downloads if not d.path.endswith(layout.METADATA_SUFFIX)]
-        metas = [d for d in plan.downloads if d.path.endswith(layout.METADATA_SUFFIX)]
-        for batch, required in ((dists, True), (metas, False)):
+        # Distribution files first, then their metadata (DESIGN.md publication order).
+        for batch, required in ((plan.downloads, True), (plan.metadata, False)):
             try:
                 async with anyio.create_task_group() as group:
                     for download in batch:

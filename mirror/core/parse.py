@@ -32,7 +32,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from html.parser import HTMLParser
-from typing import Final
+from typing import Final, cast
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from packaging.utils import (
@@ -358,19 +358,20 @@ class _SimpleHTML(HTMLParser):
             self._on_anchor(attrs, text)
 
     def feed_checked(self, text: str) -> None:
-        try:
-            self.feed(text)
-        except AssertionError as exc:  # _markupbase reports malformed declarations this way
-            raise _Invalid(_malformed(exc)) from None
+        _guard(lambda: self.feed(text))
         if len(self.rawdata) > MAX_ELEMENT_SIZE:
             raise _Invalid("unterminated markup larger than 1 MiB")
 
     def finish(self) -> None:
-        try:
-            self.close()
-        except AssertionError as exc:
-            raise _Invalid(_malformed(exc)) from None
+        _guard(self.close)
         self._finish_anchor()
+
+
+def _guard(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except AssertionError as exc:  # _markupbase reports malformed declarations this way
+        raise _Invalid(_malformed(exc)) from None
 
 
 def _malformed(exc: AssertionError) -> str:
@@ -510,6 +511,21 @@ _EXPECTED: Final = {
 }
 
 
+class Skipped:
+    """Root index entries refused one by one (a bad name must not cost the other 800,000)."""
+
+    KEEP = 20
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.examples: list[str] = []
+
+    def note(self, message: str) -> None:
+        self.count += 1
+        if len(self.examples) < self.KEEP:
+            self.examples.append(message)
+
+
 class IndexJsonParser:
     """Incremental parser of a PEP 691 JSON root index (``/simple/`` as JSON).
 
@@ -532,6 +548,7 @@ class IndexJsonParser:
         self._scan: tuple[int, int, bool] | None = None  # resumable scan of an incomplete value
         self._error: UpstreamError | None = None
         self._closed = False
+        self.skipped = Skipped()
 
     def feed(self, chunk: bytes) -> list[IndexEntry]:
         """Consume the next chunk; return the projects it completed."""
@@ -557,7 +574,7 @@ class IndexJsonParser:
         except UnicodeDecodeError:
             raise self._fail("document ends inside a UTF-8 sequence") from None
         if self._state != _DONE:
-            what = "empty document" if self._state == _START and not self._offset else "document ends early"
+            what = "empty document" if self._state == _START else "document ends early"
             raise self._fail(f"{what}: expected {_EXPECTED[self._state]}")
         if not self._seen_projects:
             raise self._fail("projects missing")
@@ -595,7 +612,10 @@ class IndexJsonParser:
                     if taken is None:
                         break
                     value, pos = taken
-                    out.append(_index_entry(value, self._items))
+                    try:
+                        out.append(_index_entry(cast("dict[str, object]", value), self._items))  # '{' decoded
+                    except _Invalid as exc:
+                        self.skipped.note(str(exc))
                     self._items += 1
                     self._state = _AFTER_ITEM
                 elif state == _AFTER_ITEM and char in ",]":
@@ -736,9 +756,7 @@ def _index_meta(value: object) -> IndexMeta:
     )
 
 
-def _index_entry(value: object, index: int) -> IndexEntry:
-    if not isinstance(value, dict):
-        raise _Invalid(f"projects[{index}] must be an object")
+def _index_entry(value: dict[str, object], index: int) -> IndexEntry:
     name = value.get("name")
     serial = value.get("_last-serial")
     # Fast path for the common case (800,000 times on PyPI): already normalized, plain serial.
@@ -761,6 +779,7 @@ class IndexHtmlParser:
     def __init__(self) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8-sig")()
         self._pending: list[IndexEntry] = []
+        self.skipped = Skipped()
         self._parser = _SimpleHTML(self._on_anchor, collect_text=True)
         self._error: UpstreamError | None = None
         self._closed = False
@@ -819,4 +838,7 @@ class IndexHtmlParser:
             name = unquote(path.rstrip("/").rpartition("/")[2])
         if not name:
             return
-        self._pending.append(IndexEntry(name=_normalize(name, "project name")))
+        try:
+            self._pending.append(IndexEntry(name=_normalize(name, "project name")))
+        except _Invalid as exc:
+            self.skipped.note(str(exc))

@@ -126,7 +126,9 @@ class ProjectPlan:
     page: ProjectPage
     files: tuple[PlannedFile, ...]
     downloads: tuple[Download, ...]
-    """Distribution files first, then metadata files (DESIGN.md publication order)."""
+    """Distribution files to fetch."""
+    metadata: tuple[Download, ...]
+    """``.metadata`` files to fetch, once the distribution files are in place."""
     deletes: tuple[str, ...]
     """Paths the mirror holds for this project that the new page no longer references."""
 
@@ -150,6 +152,8 @@ def plan_project(
             continue  # the same file listed twice maps to one path; publish it once
         seen.add(item.path)
         planned.append(item)
+    # A metadata file may never stand where a distribution file goes (a file named "x.whl.metadata").
+    planned = [replace(i, metadata=None) if i.metadata and i.metadata.path in seen else i for i in planned]
     dist_downloads = [
         Download(item.upstream.url, item.path, item.upstream.size, item.upstream.hashes)
         for item in planned
@@ -162,7 +166,7 @@ def plan_project(
     ]
     wanted = seen | {item.metadata.path for item in planned if item.metadata is not None}
     deletes = tuple(sorted(path for path in local if path not in wanted))
-    return ProjectPlan(page, tuple(planned), (*dist_downloads, *meta_downloads), deletes)
+    return ProjectPlan(page, tuple(planned), tuple(dist_downloads), tuple(meta_downloads), deletes)
 
 
 def _is_quarantined(page: ProjectPage) -> bool:

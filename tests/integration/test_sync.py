@@ -315,3 +315,57 @@ def test_http2_setting_uses_httpx_own_transport(upstream: FakePyPI, mirror: Mirr
     mirror.write_config(upstream.simple_url, http2=True, contact="ops@example.org")
     assert mirror.run("sync") == EXIT_OK
     check_tree(mirror.web)
+
+
+def test_files_of_a_never_published_project_go_when_upstream_drops_it(upstream: FakePyPI, mirror: Mirror) -> None:
+    seed(upstream)
+    mirror.write_config(upstream.simple_url, retries=0)
+    upstream.faults.fail("*dep-2.0.tar.gz", status=404, count=1)  # the wheel lands, the sdist does not
+    assert mirror.run("sync") == EXIT_PARTIAL
+    assert list(mirror.web.rglob("dep-2.0-py3-none-any.whl"))  # verified, unlinked, kept for the next run
+    upstream.remove_project("dep")
+    assert mirror.run("sync") == EXIT_OK
+    assert not list(mirror.web.rglob("dep-*"))
+    check_tree(mirror.web)
+
+
+def test_two_projects_never_share_a_path(mirror: Mirror, tmp_path, capsys) -> None:
+    """A hostile index whose page for b links a's file: whichever comes second is refused."""
+    with FakePyPI() as up:
+        up.add_release("a", "1.0", sdist=False)
+        up.add_release("b", "1.0", sdist=False)
+        source = Mirror(tmp_path / "src", tmp_path / "src" / "mirror.toml")
+        source.root.mkdir()
+        source.write_config(up.simple_url)
+        assert source.run("sync") == EXIT_OK
+    page_b = source.web / "simple" / "b" / "index.html"
+    page_b.write_text((source.web / "simple" / "a" / "index.html").read_text().replace("Links for a", "Links for b"))
+    with StaticServer(source.web) as static:
+        mirror.write_config(static.simple_url)
+        assert mirror.run("sync") == EXIT_PARTIAL
+    published = {p.name for p in (mirror.web / "simple").iterdir() if p.is_dir()}
+    assert len(published) == 1, published
+    (winner,) = published
+    loser = "b" if winner == "a" else "a"
+    err = capsys.readouterr().err
+    assert f"failed: {loser}: packages/" in err
+    assert f"already belongs to project {winner}" in err
+    assert "a-1.0-py3-none-any.whl" in page_files(mirror.web, winner)
+    check_tree(mirror.web)
+
+
+def test_unusable_names_in_the_root_are_skipped_not_fatal(mirror: Mirror, tmp_path, capsys) -> None:
+    with FakePyPI() as up:
+        up.add_release("ok", "1.0")
+        source = Mirror(tmp_path / "src", tmp_path / "src" / "mirror.toml")
+        source.root.mkdir()
+        source.write_config(up.simple_url)
+        assert source.run("sync") == EXIT_OK
+    root = source.web / "simple" / "index.html"
+    root.write_text(root.read_text().replace("</body>", '<a href="../../etc/">../../etc</a></body>'))
+    with StaticServer(source.web) as static:
+        mirror.write_config(static.simple_url)
+        assert mirror.run("sync") == EXIT_OK
+    assert "skipped 1 unusable entries of the upstream index" in capsys.readouterr().err
+    check_tree(mirror.web)
+    assert (mirror.web / "simple" / "ok" / "index.html").exists()

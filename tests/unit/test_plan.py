@@ -83,14 +83,13 @@ def test_plan_project_downloads_new_files_then_metadata_and_deletes_gone_ones():
     gone = "packages/aa/bb/old/demo-0.9.tar.gz"
     held = {gone: LocalFile(gone, 3, SHA1)}
     plan = plan_project(page, held)
-    paths = [d.path for d in plan.downloads]
-    assert paths == [
+    assert [d.path for d in plan.downloads] == [
         "packages/aa/bb/demo/demo-1.0-py3-none-any.whl",
         "packages/aa/bb/demo/demo-1.0.tar.gz",
-        "packages/aa/bb/demo/demo-1.0-py3-none-any.whl.metadata",
     ]
-    assert plan.downloads[2].url.endswith(".whl.metadata")
-    assert plan.downloads[2].hashes == {"sha256": MSHA}
+    assert [d.path for d in plan.metadata] == ["packages/aa/bb/demo/demo-1.0-py3-none-any.whl.metadata"]
+    assert plan.metadata[0].url.endswith(".whl.metadata")
+    assert plan.metadata[0].hashes == {"sha256": MSHA}
     assert plan.deletes == (gone,)
 
 
@@ -99,7 +98,7 @@ def test_plan_project_keeps_files_it_already_holds():
     path = "packages/aa/bb/demo/demo-1.0-py3-none-any.whl"
     held = {path: LocalFile(path, 10, SHA1), path + ".metadata": LocalFile(path + ".metadata", 4, MSHA)}
     plan = plan_project(ProjectPage(N("demo"), (whl,)), held)
-    assert plan.downloads == () and plan.deletes == ()
+    assert plan.downloads == () and plan.metadata == () and plan.deletes == ()
 
 
 def test_plan_project_refetches_a_file_whose_hash_changed():
@@ -154,3 +153,11 @@ def test_published_page_links_relatively_and_advertises_only_metadata_on_disk():
     assert out.last_serial == 7 and out.versions == ("1.0",)
     with pytest.raises(KeyError):
         published_page(plan, {}, ("1.0",))
+
+
+def test_metadata_path_that_collides_with_a_distribution_is_not_mirrored():
+    whl = dist("demo-1.0-py3-none-any.whl")
+    clash = dist("demo-1.0-py3-none-any.whl.metadata", SHA2, meta=False)
+    plan = plan_project(ProjectPage(N("demo"), (whl, clash)), {})
+    assert plan.files[0].metadata is None and plan.metadata == ()
+    assert [d.path.rsplit("/", 1)[1] for d in plan.downloads] == [whl.filename, clash.filename]
