@@ -12,11 +12,11 @@ import email.utils
 import hashlib
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -43,6 +43,8 @@ JSON_TYPES = (
 HTML_TYPES = ("application/vnd.pypi.simple.v1+html", "application/vnd.pypi.simple.latest+html", "text/html")
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _MAX_RETRY_AFTER = 300.0
+_FIRST_BACKOFF = 0.25
+T = TypeVar("T")
 
 
 class TransientError(Exception):
@@ -95,6 +97,27 @@ def _ssl_context(config: Config) -> ssl.SSLContext | bool:
         raise ConfigError(f"{config.source}: [mirror] ca-bundle {config.ca_bundle}: {exc}") from None
 
 
+class _NoCookies(httpx.Cookies):
+    """A mirror sends no cookies and keeps none; httpx would otherwise parse every response for them."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+
+class _Client(httpx.AsyncClient):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._no_cookies = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        pass
+
+
 def make_client(config: Config) -> httpx.AsyncClient:
     timeout = httpx.Timeout(config.timeout)
     limits = httpx.Limits(max_connections=config.workers, max_keepalive_connections=config.workers)
@@ -102,7 +125,7 @@ def make_client(config: Config) -> httpx.AsyncClient:
     verify = _ssl_context(config)
     if config.http2:
         try:
-            return httpx.AsyncClient(
+            return _Client(
                 http2=True,
                 verify=verify,
                 timeout=timeout,
@@ -115,9 +138,7 @@ def make_client(config: Config) -> httpx.AsyncClient:
     from httpx_aiohttp import AiohttpTransport
 
     transport = AiohttpTransport(verify=verify, limits=limits)
-    return httpx.AsyncClient(
-        transport=transport, timeout=timeout, headers=headers, follow_redirects=True, max_redirects=5
-    )
+    return _Client(transport=transport, timeout=timeout, headers=headers, follow_redirects=True, max_redirects=5)
 
 
 class Upstream:
@@ -135,13 +156,29 @@ class Upstream:
     async def __aexit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType]) -> None:
         await self._client.aclose()
 
-    def _retrying(self) -> AsyncRetrying:
-        return AsyncRetrying(
+    async def _with_retries(self, once: Callable[[], Awaitable[T]]) -> T:
+        """Run ``once``; on a transient fault, tenacity takes over for the remaining tries.
+
+        The first try goes without tenacity's machinery: nearly every request succeeds at once,
+        and a mirror makes hundreds of thousands of them.
+        """
+        try:
+            return await once()
+        except TransientError as exc:
+            if self._config.retries == 0:
+                raise
+            first = exc
+        await anyio.sleep(first.retry_after if first.retry_after is not None else _FIRST_BACKOFF)
+        retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
-            stop=stop_after_attempt(self._config.retries + 1),
-            wait=_wait_honouring_retry_after(wait_exponential_jitter(multiplier=0.25, max=30.0, jitter=0.25)),
+            stop=stop_after_attempt(self._config.retries),
+            wait=_wait_honouring_retry_after(wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.25)),
             reraise=True,
         )
+        async for attempt in retrying:
+            with attempt:
+                return await once()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def get_page(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> Page | None:
         """GET an index page (None on 404). Transient faults are retried; the body is size-bounded."""
@@ -150,10 +187,7 @@ class Upstream:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        async for attempt in self._retrying():
-            with attempt:
-                return await self._get_page_once(url, headers)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await self._with_retries(lambda: self._get_page_once(url, headers))
 
     async def _get_page_once(self, url: str, headers: Mapping[str, str]) -> Page | None:
         async with self._request("GET", url, headers) as response:
@@ -190,19 +224,20 @@ class Upstream:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        async for attempt in self._retrying():
-            with attempt:
-                async with self._request("GET", url, headers) as response:
-                    if response.status_code == 404:
-                        return None
-                    meta = _page_meta(response)
-                    if response.status_code == 304:
-                        return Page(str(response.url), b"", "", *meta, not_modified=True)
-                    _raise_for_status(response)
-                    kind = _page_format(response)
-                    await self._stream_into(response, writer_factory(), None, None)
-                    return Page(str(response.url), b"", kind, *meta)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        async def once() -> Page | None:
+            async with self._request("GET", url, headers) as response:
+                if response.status_code == 404:
+                    return None
+                meta = _page_meta(response)
+                if response.status_code == 304:
+                    return Page(str(response.url), b"", "", *meta, not_modified=True)
+                _raise_for_status(response)
+                kind = _page_format(response)
+                await self._stream_into(response, writer_factory(), None, None)
+                return Page(str(response.url), b"", kind, *meta)
+
+        return await self._with_retries(once)
 
     async def download(
         self, url: str, writer_factory: Callable[[], Writer], size: int | None, hashes: Hashes
@@ -212,14 +247,15 @@ class Upstream:
         Transient faults restart the download from scratch; a mismatch raises IntegrityError
         (not retried here: the caller decides whether to try once more).
         """
-        async for attempt in self._retrying():
-            with attempt:
-                async with self._request("GET", url, {}) as response:
-                    if response.status_code == 404:
-                        return None
-                    _raise_for_status(response)
-                    return await self._stream_into(response, writer_factory(), size, hashes)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        async def once() -> Fetched | None:
+            async with self._request("GET", url, {}) as response:
+                if response.status_code == 404:
+                    return None
+                _raise_for_status(response)
+                return await self._stream_into(response, writer_factory(), size, hashes)
+
+        return await self._with_retries(once)
 
     async def _stream_into(
         self, response: httpx.Response, writer: Writer, size: int | None, hashes: Hashes | None

@@ -13,6 +13,7 @@ from mirror.core import layout
 from mirror.errors import EnvironmentFault, UnsafeName
 
 _CHUNK = 1 << 20
+_BAD_PARTS = frozenset({"", ".", ".."})
 _FATAL = {
     errno.ENOSPC: "disk full",
     errno.EDQUOT: "disk quota exceeded",
@@ -28,43 +29,53 @@ def fatal(exc: OSError, path: Path) -> EnvironmentFault:
     return EnvironmentFault(f"{reason}: {path}")
 
 
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
 class FileWriter:
-    def __init__(self, final: Path, temp: Path, fsync: bool) -> None:
+    """Writes straight to a file descriptor: on the hot path of every download, so no buffering layer."""
+
+    def __init__(self, final: str, temp: str, fsync: bool) -> None:
         self._final, self._temp, self._fsync = final, temp, fsync
         self._done = False
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(temp, "xb")  # noqa: SIM115 - closed in commit/abort
+            try:
+                self._fd = os.open(temp, _CREATE, 0o644)
+            except FileNotFoundError:  # most directories exist; create them only when they do not
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                self._fd = os.open(temp, _CREATE, 0o644)
         except OSError as exc:
-            raise fatal(exc, temp) from None
+            raise fatal(exc, Path(temp)) from None
 
     def write(self, chunk: bytes) -> None:
         try:
-            self._file.write(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(self._fd, view) :]
         except OSError as exc:
             self.abort()
-            raise fatal(exc, self._temp) from None
+            raise fatal(exc, Path(self._temp)) from None
 
     def commit(self) -> None:
         try:
-            self._file.flush()
             if self._fsync:
-                os.fsync(self._file.fileno())
-            self._file.close()
-            self._temp.replace(self._final)
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._done = True
+            os.replace(self._temp, self._final)
         except OSError as exc:
+            self._done = False
             self.abort()
-            raise fatal(exc, self._final) from None
-        self._done = True
+            raise fatal(exc, Path(self._final)) from None
 
     def abort(self) -> None:
         if self._done:
             return
         self._done = True
         with contextlib.suppress(OSError):
-            self._file.close()
+            os.close(self._fd)
         with contextlib.suppress(FileNotFoundError):
-            self._temp.unlink()
+            os.unlink(self._temp)
 
 
 class FileStorage:
@@ -72,18 +83,21 @@ class FileStorage:
 
     def __init__(self, root: Path, *, fsync: bool = False) -> None:
         self.root = root
+        self._prefix = str(root) + os.sep
         self._fsync = fsync
 
-    def _full(self, path: str) -> Path:
+    def _name(self, path: str) -> str:
         # Paths come from core.layout, which already refuses anything unsafe; this is the last fence.
-        parts = path.split("/")
-        if any(part in {"", ".", ".."} for part in parts) or "\\" in path or "\x00" in path:
+        if "\\" in path or "\x00" in path or any(part in _BAD_PARTS for part in path.split("/")):
             raise UnsafeName(f"refusing path {path!r}")
-        return self.root.joinpath(*parts)
+        return self._prefix + path
+
+    def _full(self, path: str) -> Path:
+        return Path(self._name(path))
 
     def open_writer(self, path: str) -> FileWriter:
-        final = self._full(path)
-        temp = self._full(layout.temp_name(path, secrets.token_hex(4)))
+        final = self._name(path)
+        temp = self._name(layout.temp_name(path, secrets.token_hex(4)))
         return FileWriter(final, temp, self._fsync)
 
     def write_atomic(self, path: str, chunks: Iterable[bytes]) -> None:
@@ -98,7 +112,7 @@ class FileStorage:
 
     def size(self, path: str) -> int | None:
         try:
-            return self._full(path).stat().st_size
+            return os.stat(self._name(path)).st_size
         except FileNotFoundError:
             return None
         except OSError as exc:
