@@ -182,14 +182,28 @@ class Upstream:
 
     async def get_page(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> Page | None:
         """GET an index page (None on 404). Transient faults are retried; the body is size-bounded."""
-        headers = {"Accept": ACCEPT}
-        if etag:
-            headers["If-None-Match"] = etag
-        if last_modified:
-            headers["If-Modified-Since"] = last_modified
-        return await self._with_retries(lambda: self._get_page_once(url, headers))
+        headers = _page_headers(etag, last_modified)
 
-    async def _get_page_once(self, url: str, headers: Mapping[str, str]) -> Page | None:
+        async def read(response: httpx.Response) -> bytes:
+            return await self._read_bounded(response, self._config.max_page_bytes)
+
+        return await self._with_retries(lambda: self._page_once(url, headers, read))
+
+    async def download_root(
+        self, url: str, writer_factory: Callable[[], Writer], *, etag: str | None, last_modified: str | None
+    ) -> Page | None:
+        """Stream the root index into a writer (it can be tens of MB); the Page carries no body."""
+        headers = _page_headers(etag, last_modified)
+
+        async def read(response: httpx.Response) -> bytes:
+            await self._stream_into(response, writer_factory(), None, None)
+            return b""
+
+        return await self._with_retries(lambda: self._page_once(url, headers, read))
+
+    async def _page_once(
+        self, url: str, headers: Mapping[str, str], read: Callable[[httpx.Response], Awaitable[bytes]]
+    ) -> Page | None:
         async with self._request("GET", url, headers) as response:
             if response.status_code == 404:
                 return None
@@ -198,8 +212,7 @@ class Upstream:
                 return Page(str(response.url), b"", "", *meta, not_modified=True)
             _raise_for_status(response)
             kind = _page_format(response)
-            body = await self._read_bounded(response, self._config.max_page_bytes)
-            return Page(str(response.url), body, kind, *meta)
+            return Page(str(response.url), await read(response), kind, *meta)
 
     async def _read_bounded(self, response: httpx.Response, limit: int) -> bytes:
         declared = response.headers.get("content-length")
@@ -214,30 +227,6 @@ class Upstream:
             chunks.append(chunk)
         self.counters.bytes += total
         return b"".join(chunks)
-
-    async def download_root(
-        self, url: str, writer_factory: Callable[[], Writer], *, etag: str | None, last_modified: str | None
-    ) -> Page | None:
-        """Stream the root index into a writer (it can be tens of MB); the Page carries no body."""
-        headers = {"Accept": ACCEPT}
-        if etag:
-            headers["If-None-Match"] = etag
-        if last_modified:
-            headers["If-Modified-Since"] = last_modified
-
-        async def once() -> Page | None:
-            async with self._request("GET", url, headers) as response:
-                if response.status_code == 404:
-                    return None
-                meta = _page_meta(response)
-                if response.status_code == 304:
-                    return Page(str(response.url), b"", "", *meta, not_modified=True)
-                _raise_for_status(response)
-                kind = _page_format(response)
-                await self._stream_into(response, writer_factory(), None, None)
-                return Page(str(response.url), b"", kind, *meta)
-
-        return await self._with_retries(once)
 
     async def download(
         self, url: str, writer_factory: Callable[[], Writer], size: int | None, hashes: Hashes
@@ -363,6 +352,15 @@ def _wait_honouring_retry_after(base: Callable[[RetryCallState], float]) -> Call
         return base(state)
 
     return wait
+
+
+def _page_headers(etag: str | None, last_modified: str | None) -> dict[str, str]:
+    headers = {"Accept": ACCEPT}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    return headers
 
 
 def _page_meta(response: httpx.Response) -> tuple[int | None, str | None, str | None]:
