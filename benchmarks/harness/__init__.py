@@ -1,0 +1,1 @@
+"""Helpers of ``benchmarks/run.py``: setup, child measurement, tool configs and the report."""

@@ -1,0 +1,228 @@
+"""Benchmark ``mirror sync`` against ``bandersnatch mirror`` on the same local upstream.
+
+    /work/venv/bin/python benchmarks/run.py [--workload synthetic|bytes|all] [--repeat N] [--json OUT]
+
+See benchmarks/README.md for what is measured and how to read the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.measure import ChildResult, TreeCount, count_packages, run_child
+from harness.paths import LOGS, RUNS
+from harness.prepare import BANDERSNATCH_VERSION, ensure_bandersnatch, ensure_wheels
+from harness.report import Ratios, Run, print_workload, summarize, to_json
+from harness.tools import Tool, bandersnatch_tool, mirror_tool
+from harness.upstream_proc import Expected, UpstreamProcess
+from rich.console import Console
+
+
+@dataclass(frozen=True)
+class Settings:
+    repeat: int
+    timeout: float
+    runs_dir: Path
+    """Where the mirrors under test are written (each deleted after its round)."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    upstream_args: list[str]
+    target: float
+    """The wall-time ratio mirror/bandersnatch to stay under."""
+
+
+def _workloads(args: argparse.Namespace) -> list[Workload]:
+    chosen = ("synthetic", "bytes") if args.workload == "all" else (args.workload,)
+    workloads = []
+    if "synthetic" in chosen:
+        synthetic = ["--synthetic-projects", str(args.projects), "--files-per-project", str(args.files_per_project)]
+        workloads.append(Workload("synthetic", synthetic, 0.5))
+    if "bytes" in chosen:
+        workloads.append(Workload("bytes", ["--wheels-dir", str(ensure_wheels())], 1.0))
+    return workloads
+
+
+def _failure(result: ChildResult, tree: TreeCount | None, expected: Expected, log: Path) -> str | None:
+    if result.timed_out:
+        return f"timed out after {result.wall:.0f}s (log: {log})"
+    if result.exit_code != 0:
+        return f"exit code {result.exit_code} (log: {log})"
+    if tree is not None and (tree.files, tree.metadata) != (expected.files, expected.metadata):
+        return (
+            f"incomplete mirror: {tree.files}/{expected.files} files, "
+            f"{tree.metadata}/{expected.metadata} .metadata (log: {log})"
+        )
+    return None
+
+
+def _timed(tool: Tool, config: Path, log: Path, timeout: float) -> ChildResult:
+    os.sync()  # the previous run's dirty pages must not be written back during this one
+    return run_child(tool.argv(config), log, timeout=timeout)
+
+
+def _record(tool: Tool, rnd: int, phase: str, result: ChildResult, stats: dict[str, Any], **extra: Any) -> Run:
+    other = max(0.0, result.machine_busy - result.cpu - stats["cpu_seconds"])
+    return Run(
+        tool=tool.label,
+        round=rnd,
+        phase=phase,
+        exit_code=result.exit_code,
+        wall=result.wall,
+        cpu=result.cpu,
+        max_rss_kib=result.max_rss_kib,
+        requests=stats["total"],
+        requests_by_kind=stats["by_kind"],
+        requests_by_status=stats["by_status"],
+        upstream_cpu=stats["cpu_seconds"],
+        cpu_sys=result.cpu_sys,
+        other_cpu=other,
+        **extra,
+    )
+
+
+def measure_tool(tool: Tool, up: UpstreamProcess, workload: str, rnd: int, settings: Settings) -> list[Run]:
+    """A first sync into a fresh empty directory, then (if it worked) a no-op rerun there."""
+    assert up.expected is not None
+    timeout = settings.timeout
+    target = settings.runs_dir / workload / tool.slug
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    config = tool.write_config(target, up.expected.url, timeout)
+    log = LOGS / f"{workload}-{tool.slug}-r{rnd}"
+    up.stats()  # reset the counters
+    first = _timed(tool, config, log.with_suffix(".sync.log"), timeout)
+    stats = up.stats()
+    tree = count_packages(target / "web" / "packages")
+    failure = _failure(first, tree, up.expected, log.with_suffix(".sync.log"))
+    counts = {"files": tree.files, "metadata": tree.metadata}
+    runs = [_record(tool, rnd, "sync", first, stats, failure=failure, **counts)]
+    if failure is None:
+        again = _timed(tool, config, log.with_suffix(".noop.log"), timeout)
+        stats = up.stats()
+        failure = _failure(again, None, up.expected, log.with_suffix(".noop.log"))
+        runs.append(_record(tool, rnd, "noop", again, stats, failure=failure, **counts))
+    shutil.rmtree(target, ignore_errors=True)
+    return runs
+
+
+def _progress(console: Console, run: Run) -> None:
+    state = "ok" if run.ok else f"FAILED: {run.failure}"
+    console.print(
+        f"  r{run.round} {run.tool:<18} {run.phase:<4} wall {run.wall:7.2f}s  "
+        f"cpu {run.cpu:6.2f}s (sys {run.cpu_sys:5.2f})  rss {run.max_rss_kib / 1024:4.0f} MB  "
+        f"requests {run.requests:6d}  upstream {run.upstream_cpu:5.2f}s  other {run.other_cpu:5.2f}s  {state}",
+        highlight=False,
+    )
+
+
+def run_workload(console: Console, workload: Workload, tools: Sequence[Tool], settings: Settings) -> dict[str, Any]:
+    """Start the upstream, run every tool ``repeat`` times (order rotated each round), summarize."""
+    runs: list[Run] = []
+    with UpstreamProcess(workload.upstream_args, LOGS / f"{workload.name}-upstream.log") as up:
+        assert up.expected is not None
+        expected = up.expected
+        console.print(f"[bold]{workload.name}[/bold]: {_describe(expected)} at {expected.url}")
+        for rnd in range(settings.repeat):
+            shift = rnd % len(tools)
+            for tool in [*tools[shift:], *tools[:shift]]:
+                for run in measure_tool(tool, up, workload.name, rnd, settings):
+                    _progress(console, run)
+                    runs.append(run)
+    shutil.rmtree(settings.runs_dir / workload.name, ignore_errors=True)
+    summaries = [summarize(t.label, t.family, t.workers, runs) for t in tools]
+    theirs = next(s for s in summaries if s.family == "bandersnatch")
+    mine = [s for s in summaries if s.family == "mirror"]
+    ratios = [Ratios.of(s, theirs) for s in mine]
+    timed = [s for s in mine if s.wall is not None]
+    best = min(timed, key=lambda s: s.wall or 0.0, default=None)
+    if best is not None and len(mine) > 1:
+        ratios.append(Ratios.of(best, theirs, label=f"best: {best.tool}"))
+    return {
+        "name": workload.name,
+        "description": _describe(expected),
+        "expected": expected.__dict__,
+        "target": workload.target,
+        "summaries": summaries,
+        "ratios": ratios,
+        "runs": runs,
+    }
+
+
+def _describe(expected: Expected) -> str:
+    return f"{expected.files} files + {expected.metadata} .metadata, {expected.bytes / 1e6:.1f} MB"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="mirror vs bandersnatch on a local fake PyPI")
+    parser.add_argument("--workload", choices=("synthetic", "bytes", "all"), default="all")
+    parser.add_argument("--repeat", type=int, default=3, metavar="N", help="rounds per tool (default 3)")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write every raw number here")
+    parser.add_argument(
+        "--mirror-workers",
+        default="10,16,32",
+        metavar="LIST",
+        help="mirror worker counts to measure; the first is the headline (default 10,16,32)",
+    )
+    parser.add_argument("--projects", type=int, default=2000, help="synthetic projects (default 2000)")
+    parser.add_argument("--files-per-project", type=int, default=3, help="synthetic files each (default 3)")
+    parser.add_argument("--bandersnatch", type=Path, metavar="PATH", help="use this bandersnatch script")
+    parser.add_argument("--timeout", type=float, default=1800, help="kill a tool run after this many seconds")
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=RUNS,
+        metavar="DIR",
+        help="write the mirrors under test here (default benchmarks/work/runs; /dev/shm takes the disk out)",
+    )
+    return parser
+
+
+def _machine(bandersnatch: Path, settings: Settings) -> dict[str, Any]:
+    return {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "bandersnatch": str(bandersnatch),
+        "bandersnatch_version": BANDERSNATCH_VERSION,
+        "runs_dir": str(settings.runs_dir),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # progress lines show up in a log file as they happen
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    bandersnatch = args.bandersnatch or ensure_bandersnatch()
+    workers = [int(w) for w in args.mirror_workers.split(",")]
+    tools = [mirror_tool(w) for w in workers] + [bandersnatch_tool(bandersnatch)]
+    settings = Settings(args.repeat, args.timeout, args.runs_dir.resolve())
+    results = [run_workload(console, workload, tools, settings) for workload in _workloads(args)]
+    for result in results:
+        console.print()
+        print_workload(console, result)
+    if args.json is not None:
+        payload = {"machine": _machine(bandersnatch, settings), "workloads": [to_json(r) for r in results]}
+        args.json.write_text(json.dumps(payload, indent=2))
+        console.print(f"raw numbers: {args.json}")
+    failed = any(not run.ok for result in results for run in result["runs"])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
