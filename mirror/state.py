@@ -223,12 +223,8 @@ class State:
 
     def iter_published(self, exclude_deleting: bool = False) -> Iterator[IndexEntry]:
         """Projects with a published page, by name; optionally without those queued for deletion."""
-        query = "SELECT name, serial FROM projects WHERE published = 1 ORDER BY name"
-        if exclude_deleting:
-            query = (
-                "SELECT name, serial FROM projects WHERE published = 1 AND name NOT IN "
-                "(SELECT name FROM work WHERE action = 'delete') ORDER BY name"
-            )
+        deleting = " AND name NOT IN (SELECT name FROM work WHERE action = 'delete')" if exclude_deleting else ""
+        query = f"SELECT name, serial FROM projects WHERE published = 1{deleting} ORDER BY name"  # noqa: S608
         for name, serial in self._db.execute(query):
             yield IndexEntry(NormalizedName(name), serial)
 

@@ -313,9 +313,8 @@ class Syncer:
         self._claim(name, plan)
         try:
             self.state.register_project(name)
-            targets = (*plan.downloads, *plan.metadata)
             self.state.journal_add(
-                {p.rpartition("/")[0] for p in (*(d.path for d in targets), layout.page_paths(name)[0])}
+                {p.rpartition("/")[0] for p in (*(d.path for d in plan.fetches), layout.page_paths(name)[0])}
             )
             await self._fetch_files(name, plan)
             self._publish(name, plan, response)
@@ -368,16 +367,16 @@ class Syncer:
         return page
 
     def _claim(self, name: str, plan: ProjectPlan) -> None:
-        targets = [d.path for d in (*plan.downloads, *plan.metadata)]
-        for path in targets + [item.path for item in plan.files]:
+        # Every distribution download is a planned file, so this checks each path once.
+        for path in [item.path for item in plan.files] + [d.path for d in plan.metadata]:
             owner = self._claims.get(path) or self.state.file_owner(path)
             if owner is not None and owner != name:
                 raise UnsafeName(f"{name}: {path} already belongs to project {owner}")
-        for path in targets:
-            self._claims[path] = name
+        for download in plan.fetches:
+            self._claims[download.path] = name
 
     def _release(self, name: str, plan: ProjectPlan) -> None:
-        for download in (*plan.downloads, *plan.metadata):
+        for download in plan.fetches:
             if self._claims.get(download.path) == name:
                 del self._claims[download.path]
 

@@ -132,6 +132,11 @@ class ProjectPlan:
     deletes: tuple[str, ...]
     """Paths the mirror holds for this project that the new page no longer references."""
 
+    @property
+    def fetches(self) -> tuple[Download, ...]:
+        """Every file to fetch, distributions first."""
+        return (*self.downloads, *self.metadata)
+
 
 QUARANTINED = "quarantined"
 
