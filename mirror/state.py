@@ -42,7 +42,6 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_project ON files (project);
 CREATE TABLE IF NOT EXISTS upstream (name TEXT PRIMARY KEY, serial INTEGER);
 CREATE TABLE IF NOT EXISTS work (id INTEGER PRIMARY KEY, action TEXT NOT NULL, name TEXT NOT NULL, serial INTEGER);
-CREATE TABLE IF NOT EXISTS journal (dir TEXT PRIMARY KEY);
 """
 _BATCH_ROWS = 500
 _BATCH_SECONDS = 2.0
@@ -232,20 +231,6 @@ class State:
         projects = self._db.execute("SELECT count(*) FROM projects WHERE published = 1").fetchone()[0]
         files, size = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM files").fetchone()
         return Totals(int(projects), int(files), int(size))
-
-    # -- the journal of directories that may hold temporary files ---------------------------------
-
-    def journal_add(self, dirs: Iterable[str]) -> None:
-        """Record directories about to receive temp files; committed at once, before they exist."""
-        self._db.executemany("INSERT OR IGNORE INTO journal (dir) VALUES (?)", [(d,) for d in dirs])
-        self.commit()
-
-    def journal_dirs(self) -> list[str]:
-        return [row[0] for row in self._db.execute("SELECT dir FROM journal")]
-
-    def journal_clear(self) -> None:
-        self._db.execute("DELETE FROM journal")
-        self.commit()
 
 
 class Lock:

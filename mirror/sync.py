@@ -47,11 +47,13 @@ from mirror.errors import (
     unwrap,
 )
 from mirror.http import Page, TransientError, Upstream
+from mirror.journal import TempJournal
 from mirror.progress import Reporter
 from mirror.state import State
 from mirror.storage.fs import FileStorage, fatal
 
 ROOT_CACHE = "root-index.body"
+TEMP_JOURNAL = "temp-dirs.journal"
 # After this many projects in a row fail to connect, the upstream is gone, not flaky.
 _UNREACHABLE_STREAK = 25
 
@@ -107,6 +109,7 @@ class Syncer:
         self._connect_streak = 0
         # Paths claimed by projects in flight: two projects of one run can never write one path.
         self._claims: dict[str, str] = {}
+        self._journal = TempJournal(config.state_dir / TEMP_JOURNAL)
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -184,8 +187,8 @@ class Syncer:
             # The root claims the serial of the last run that completed, never a partial one.
             self._write_root()
         self.state.set_meta("last_run", _run_summary(report))
-        self.state.journal_clear()
         self.state.commit()
+        self._journal.clear()
         return report
 
     # -- discovery ------------------------------------------------------------------------------
@@ -313,13 +316,14 @@ class Syncer:
         self._claim(name, plan)
         try:
             self.state.register_project(name)
-            self.state.journal_add(
-                {p.rpartition("/")[0] for p in (*(d.path for d in plan.fetches), layout.page_paths(name)[0])}
+            self._journal.add(
+                name, (p.rpartition("/")[0] for p in (*(d.path for d in plan.fetches), layout.page_paths(name)[0]))
             )
             await self._fetch_files(name, plan)
             self._publish(name, plan, response)
         finally:
             self._release(name, plan)
+            self._journal.done(name)
         for path in plan.deletes:
             self.storage.delete(path)
             self.report.files_deleted += 1
@@ -449,7 +453,7 @@ class Syncer:
     def _write_root(self) -> None:
         serial = self.state.get_int("serial")
         html, v1_html, v1_json = layout.root_paths()
-        self.state.journal_add([layout.SIMPLE])
+        self._journal.add(layout.SIMPLE, [layout.SIMPLE])
         meta = IndexMeta(last_serial=serial)
         self.storage.write_atomic(v1_json, render.render_index_json(self.state.iter_published(True), meta))
         self.storage.write_atomic(v1_html, render.render_index_html(self.state.iter_published(True), serial))
@@ -473,11 +477,10 @@ class Syncer:
         self._changed = True
 
     def _clean_journal(self) -> None:
-        dirs = self.state.journal_dirs()
-        removed = sum(self.storage.remove_temps(d) for d in dirs)
+        removed = sum(self.storage.remove_temps(d) for d in self._journal.dirs())
         if removed:
             self.reporter.info(f"removed {removed} temporary files left by an interrupted run")
-        self.state.journal_clear()
+        self._journal.clear()
 
 
 class _Unreachable(ProjectError):
