@@ -32,7 +32,7 @@ from mirror import __version__
 from mirror.config import Config
 from mirror.core.models import Hashes
 from mirror.errors import ConfigError, IntegrityError, UpstreamError
-from mirror.storage.base import Writer
+from mirror.storage.base import AsyncWriter
 
 ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 JSON_TYPES = (
@@ -190,7 +190,7 @@ class Upstream:
         return await self._with_retries(lambda: self._page_once(url, headers, read))
 
     async def download_root(
-        self, url: str, writer_factory: Callable[[], Writer], *, etag: str | None, last_modified: str | None
+        self, url: str, writer_factory: Callable[[], AsyncWriter], *, etag: str | None, last_modified: str | None
     ) -> Page | None:
         """Stream the root index into a writer (it can be tens of MB); the Page carries no body."""
         headers = _page_headers(etag, last_modified)
@@ -229,7 +229,7 @@ class Upstream:
         return b"".join(chunks)
 
     async def download(
-        self, url: str, writer_factory: Callable[[], Writer], size: int | None, hashes: Hashes
+        self, url: str, writer_factory: Callable[[], AsyncWriter], size: int | None, hashes: Hashes
     ) -> Fetched | None:
         """Fetch a file into a fresh writer, verify size and hash, commit. None on 404.
 
@@ -247,18 +247,18 @@ class Upstream:
         return await self._with_retries(once)
 
     async def _stream_into(
-        self, response: httpx.Response, writer: Writer, size: int | None, hashes: Hashes | None
+        self, response: httpx.Response, writer: AsyncWriter, size: int | None, hashes: Hashes | None
     ) -> Fetched:
         check = _Checker(str(response.url), size, hashes)
         try:
             async for chunk in _stream(response):
                 check.update(chunk)
-                writer.write(chunk)
+                await writer.write(chunk)
             fetched = check.finish()
+            await writer.commit()
         except BaseException:
             writer.abort()
             raise
-        writer.commit()
         self.counters.bytes += fetched.size
         return fetched
 

@@ -320,7 +320,7 @@ class Syncer:
                 name, (p.rpartition("/")[0] for p in (*(d.path for d in plan.fetches), layout.page_paths(name)[0]))
             )
             await self._fetch_files(name, plan)
-            self._publish(name, plan, response)
+            await self._publish(name, plan, response)
         finally:
             self._release(name, plan)
             self._journal.done(name)
@@ -401,7 +401,7 @@ class Syncer:
             try:
                 fetched = await self.upstream.download(
                     download.url,
-                    lambda: self.storage.open_writer(download.path),
+                    lambda: self.storage.open_async_writer(download.path),
                     download.size,
                     download.hashes,
                 )
@@ -435,7 +435,7 @@ class Syncer:
         self.state.add_file(name, LocalFile(download.path, size, digest.hexdigest()))
         return True
 
-    def _publish(self, name: NormalizedName, plan: ProjectPlan, response: Page) -> None:
+    async def _publish(self, name: NormalizedName, plan: ProjectPlan, response: Page) -> None:
         on_disk = self.state.project_files(name)
         missing = [item.path for item in plan.files if item.path not in on_disk]
         if missing:
@@ -444,9 +444,9 @@ class Syncer:
         page = published_page(plan, on_disk, versions)
         html, v1_html, v1_json = layout.page_paths(name)
         html_bytes = render.render_project_html(page)
-        self.storage.write_atomic(v1_json, [render.render_project_json(page)])
-        self.storage.write_atomic(v1_html, [html_bytes])
-        self.storage.write_atomic(html, [html_bytes])
+        await self.storage.write_pages(
+            [(v1_json, render.render_project_json(page)), (v1_html, html_bytes), (html, html_bytes)]
+        )
 
     # -- the root index and deletions -------------------------------------------------------------
 
@@ -498,14 +498,14 @@ class _PathWriter:
         except OSError as exc:
             raise fatal(exc, self._temp) from None
 
-    def write(self, chunk: bytes) -> None:
+    async def write(self, chunk: bytes) -> None:
         try:
             self._file.write(chunk)
         except OSError as exc:
             self.abort()
             raise fatal(exc, self._temp) from None
 
-    def commit(self) -> None:
+    async def commit(self) -> None:
         self._file.close()
         self._temp.replace(self._path)
 

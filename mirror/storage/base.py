@@ -18,8 +18,24 @@ class Writer(Protocol):
         """Drop the temporary file; safe to call after commit or twice."""
 
 
+class AsyncWriter(Protocol):
+    """A :class:`Writer` for the event loop: the file system work happens off it."""
+
+    async def write(self, chunk: bytes) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    def abort(self) -> None:
+        """Drop the temporary file; safe to call after commit or twice."""
+
+
 class Storage(Protocol):
     def open_writer(self, path: str) -> Writer: ...
+
+    def open_async_writer(self, path: str) -> AsyncWriter: ...
+
+    async def write_pages(self, pages: Iterable[tuple[str, bytes]]) -> None:
+        """Write small files atomically, one after another, in that order, off the event loop."""
 
     def write_atomic(self, path: str, chunks: Iterable[bytes]) -> None: ...
 
