@@ -90,7 +90,9 @@ def a_wheel(web: Path) -> Path:
 
 
 @pytest.mark.parametrize(("accept", "expected"), CASES)
-def test_each_accept_gets_its_format(server: Nginx | Serve, web: Path, accept: str | None, expected: PageFormat) -> None:
+def test_each_accept_gets_its_format(
+    server: Nginx | Serve, web: Path, accept: str | None, expected: PageFormat
+) -> None:
     for path, directory in (("/simple/demo/", web / "simple" / "demo"), ("/simple/", web / "simple")):
         answer = get(server, path, {} if accept is None else {"Accept": accept})
         assert answer.status == 200
@@ -202,8 +204,10 @@ def test_uv_installs_through_each_server(server: Nginx | Serve, tmp_path: Path) 
 def test_uv_exclude_newer_picks_what_was_uploaded_before(nginx: Nginx, tmp_path: Path) -> None:
     (tmp_path / "requirements.in").write_text("demo\n")
     result = subprocess.run(
-        [uv_binary(), "pip", "compile", "requirements.in", "--python", sys.executable, "--no-header"]
-        + ["--index-url", nginx.url + "simple/", "--exclude-newer", "2024-01-20T00:00:00Z"],
+        [
+            *(uv_binary(), "pip", "compile", "requirements.in", "--python", sys.executable, "--no-header"),
+            *("--index-url", nginx.url + "simple/", "--exclude-newer", "2024-01-20T00:00:00Z"),
+        ],
         capture_output=True,
         text=True,
         env=clean_env(tmp_path),
