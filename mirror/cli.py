@@ -256,15 +256,15 @@ def _status(config: Config, *, as_json: bool) -> int:
     if as_json:
         print(json.dumps(facts, indent=2))
         return EXIT_OK
-    print(f"directory     {facts['directory']}")
-    print(f"upstream      {facts['upstream']}")
-    print(f"serial        {facts['serial']}")
-    print(f"projects      {totals.projects}")
-    print(f"files         {totals.files} ({decimal(totals.bytes)})")
+    print(f"directory  {facts['directory']}")
+    print(f"upstream   {facts['upstream']}")
+    print(f"serial     {facts['serial']}")
+    print(f"projects   {totals.projects}")
+    print(f"files      {totals.files} ({decimal(totals.bytes)})")
     if outcome is not None:
-        print(f"last run      {_when(outcome.finished)}: {_outcome_line(outcome)}")
-        print(f"last success  {_when(outcome.last_success) if outcome.last_success else 'never'}")
-    print(f"metrics       {facts['metrics_file']}")
+        print(f"last run   {_when(outcome.finished)}: {_outcome_line(outcome)}")
+        print(f"last ok    {_when(outcome.last_success) if outcome.last_success else 'never'}")
+    print(f"metrics    {facts['metrics_file']}")
     return EXIT_OK
 
 
