@@ -74,6 +74,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _answer(self, *, body: bool) -> None:
         parts = urlsplit(self.path)
+        if parts.path == "/":
+            self._status(HTTPStatus.FOUND, {"Location": "/simple/"})
+            return
         target = _resolve(self.server.web, unquote(parts.path))
         if target is None:
             self._status(HTTPStatus.NOT_FOUND)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import re
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +22,7 @@ import pytest
 
 from mirror.cli import main
 from mirror.core.negotiate import PageFormat
-from mirror.errors import EXIT_OK
+from mirror.errors import EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_OK
 from tests.conftest import check_tree, clean_env
 from tests.core.test_negotiate import CASES, PIP, UV
 from tests.fakepypi import FakePyPI
@@ -116,6 +119,8 @@ def test_project_without_slash_redirects(server: Nginx | Serve) -> None:
         assert answer.status == 301
         assert answer.header("Location").endswith(target)
     assert get(server, "/simple/no-such-project/").status == 404
+    top = get(server, "/")
+    assert (top.status, top.header("Location")) == (302, "/simple/")
 
 
 def test_files_are_immutable_and_ranges_work(server: Nginx | Serve, web: Path) -> None:
@@ -218,3 +223,78 @@ def test_uv_exclude_newer_picks_what_was_uploaded_before(nginx: Nginx, tmp_path:
     pins = [line.strip() for line in result.stdout.splitlines() if "==" in line]
     # demo 1.1 (March) and dep 2.0 (February) are newer than the cut-off.
     assert pins == ["demo==1.0", "dep==1.0"]
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def test_mirror_serve_command(web: Path, tmp_path: Path) -> None:
+    config = tmp_path / "mirror.toml"
+    config.write_text(f'[mirror]\ndirectory = "{web.parent}"\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mirror", "--config", str(config), "serve", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        match = re.search(r"at (http://127\.0\.0\.1:\d+/)simple/", banner)
+        assert match, banner
+        parts = urlsplit(match.group(1))
+        conn = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=10)
+        conn.request("GET", "/simple/demo/", headers={"Accept": UV})
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Type") == PageFormat.JSON.content_type
+        assert response.read() == (web / "simple" / "demo" / "index.v1_json").read_bytes()
+        conn.close()
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == EXIT_OK
+
+
+def test_serve_before_any_sync_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "mirror.toml").write_text('[mirror]\ndirectory = "m"\n')
+    (tmp_path / "m").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "mirror", "--config", str(tmp_path / "mirror.toml"), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == EXIT_CONFIG
+    assert result.stderr.startswith("mirror: error: nothing to serve") and result.stderr.count("\n") == 1
+
+
+def test_serve_on_a_busy_port_is_an_environment_error(web: Path, tmp_path: Path) -> None:
+    (tmp_path / "mirror.toml").write_text(f'[mirror]\ndirectory = "{web.parent}"\n')
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "mirror", "--config", str(tmp_path / "mirror.toml"), "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == EXIT_ENVIRONMENT
+    assert "cannot serve on 127.0.0.1" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_serve_does_not_follow_symlinks_out_of_the_tree(tmp_path: Path) -> None:
+    web = tmp_path / "web"
+    (web / "simple").mkdir(parents=True)
+    (web / "simple" / "index.html").write_text("<html></html>")
+    (tmp_path / "secret.txt").write_text("secret")
+    (web / "packages").mkdir()
+    (web / "packages" / "leak.whl").symlink_to(tmp_path / "secret.txt")
+    (web / "packages" / "dir").symlink_to(tmp_path)
+    (web / "packages" / "x.whl.mirror-tmp").write_text("half a file")
+    with Serve(web) as server:
+        for path in ("/packages/leak.whl", "/packages/dir/secret.txt", "/packages/x.whl.mirror-tmp"):
+            answer = get(server, path)
+            assert answer.status == 404, path
+            assert b"secret" not in answer.body and b"half" not in answer.body
+        assert get(server, "/simple/").status == 200
