@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sqlite3
 import sys
@@ -11,11 +12,12 @@ import traceback
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 from rich.filesize import decimal
 
-from mirror import __version__
+from mirror import __version__, metrics
 from mirror import config as config_mod
 from mirror.config import Config
 from mirror.errors import (
@@ -30,6 +32,9 @@ from mirror.errors import (
 )
 from mirror.progress import make_reporter
 from mirror.state import Lock, State
+
+if TYPE_CHECKING:
+    from mirror.sync import RunReport
 
 STATE_DB = "mirror.sqlite3"
 
@@ -54,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="what the mirror holds and how the last run went")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    serve = commands.add_parser("serve", help="serve the mirror's web/ tree read-only, with PEP 691 negotiation")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to bind (default: 8080; 0 picks a free one)")
 
     init = commands.add_parser("init", help="write a commented starter config")
     init.add_argument("path", nargs="?", default="mirror.toml", metavar="PATH")
@@ -94,6 +103,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     config = config_mod.load(config_mod.locate(args.config))
     if args.command == "status":
         return _status(config, as_json=args.json)
+    if args.command == "serve":
+        return _serve(config, args.host, args.port)
     return _sync(config, args)
 
 
@@ -138,8 +149,10 @@ def _sync(config: Config, args: argparse.Namespace) -> int:
     _prepare_directory(config)
     options = Options(projects=tuple(args.projects), dry_run=args.dry_run, force_check=args.force_check)
     reporter = make_reporter(quiet=args.quiet, verbose=args.verbose)
+    report = RunReport(started=time.time())
 
     async def run() -> RunReport:
+        nonlocal report
         async with Upstream(config) as upstream:
             syncer = Syncer(
                 config,
@@ -150,17 +163,49 @@ def _sync(config: Config, args: argparse.Namespace) -> int:
                 reporter,
                 options,
             )
+            report = syncer.report  # a run that stops part way still reports what it did
             return await syncer.run()
 
     with Lock(config.state_dir / "lock"):
         state = State(config.state_dir / STATE_DB, dry_run=args.dry_run)
         try:
             report = anyio.run(run, backend="asyncio")
+        except BaseException as exc:
+            if not args.dry_run:
+                _record_stopped(config, state, report, exc)
+            raise
+        else:
+            if not args.dry_run:
+                metrics.record(state, config.metrics_path, metrics.facts_of(report, state))
         finally:
             reporter.close()
             state.close()
     print(_summary(report, dry_run=args.dry_run), file=sys.stderr)
     return EXIT_OK if report.result == "ok" else EXIT_PARTIAL
+
+
+def _record_stopped(config: Config, state: State, report: RunReport, exc: BaseException) -> None:
+    """Metrics for a run that stopped: best effort, never hiding the error that stopped it."""
+    reason = unwrap(exc) if isinstance(exc, BaseExceptionGroup) else exc
+    message = str(reason) or type(reason).__name__
+    with contextlib.suppress(MirrorError, OSError, sqlite3.Error):
+        metrics.record(state, config.metrics_path, metrics.facts_of(report, state, error=message))
+
+
+def _serve(config: Config, host: str, port: int) -> int:
+    from mirror.serve import serve
+
+    if not (config.web / "simple").is_dir():
+        raise ConfigError(f"nothing to serve: {config.web / 'simple'} does not exist (run `mirror sync` first)")
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, not {port}")
+    try:
+        serve(config.web, host, port)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except OSError as exc:
+        raise EnvironmentFault(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+    return EXIT_OK
 
 
 def _summary(report: object, *, dry_run: bool) -> str:
@@ -180,8 +225,9 @@ def _summary(report: object, *, dry_run: bool) -> str:
         f"{report.files_added} files added ({decimal(report.bytes_added)}), {report.files_deleted} removed; "
         f"{report.requests} requests in {took:.1f}s"
     )
+    text += f"; {len(report.failed)} failed, {len(report.deferred)} deferred"
     if report.failed or report.deferred:
-        text += f"; {len(report.failed)} failed, {len(report.deferred)} deferred (retried next run)"
+        text += " (retried next run)"
     return text
 
 
@@ -193,6 +239,7 @@ def _status(config: Config, *, as_json: bool) -> int:
     try:
         totals = state.totals()
         last = json.loads(state.get_meta("last_run") or "null")
+        outcome = metrics.last_facts(state)
         facts = {
             "directory": str(config.directory),
             "upstream": config.upstream,
@@ -201,6 +248,8 @@ def _status(config: Config, *, as_json: bool) -> int:
             "files": totals.files,
             "bytes": totals.bytes,
             "last_run": last,
+            "last_outcome": None if outcome is None else json.loads(outcome.to_json()),
+            "metrics_file": str(config.metrics_path),
         }
     finally:
         state.close()
@@ -212,10 +261,20 @@ def _status(config: Config, *, as_json: bool) -> int:
     print(f"serial     {facts['serial']}")
     print(f"projects   {totals.projects}")
     print(f"files      {totals.files} ({decimal(totals.bytes)})")
-    if last:
-        when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(last["finished"]))
-        print(
-            f"last run   {when}: {last['result']}, {last['synced']} synced, {last['deleted']} deleted, "
-            f"{last['failed']} failed, {last['deferred']} deferred, {last['finished'] - last['started']:.1f}s"
-        )
+    if outcome is not None:
+        print(f"last run   {_when(outcome.finished)}: {_outcome_line(outcome)}")
+        print(f"last ok    {_when(outcome.last_success) if outcome.last_success else 'never'}")
+    print(f"metrics    {facts['metrics_file']}")
     return EXIT_OK
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(stamp))
+
+
+def _outcome_line(outcome: metrics.RunFacts) -> str:
+    text = (
+        f"{outcome.result} in {outcome.duration:.1f}s, {outcome.synced} projects synced, "
+        f"{outcome.files_added} files added ({decimal(outcome.bytes_added)}), {outcome.failures} failures"
+    )
+    return text + (f" ({outcome.error})" if outcome.error else "")

@@ -60,6 +60,7 @@ MIRROR_KEYS: tuple[Key, ...] = (
     Key("fsync", bool, False),
     Key("max-delete-fraction", (int, float), 0.2, _between(0.0, 1.0)),
     Key("max-page-mb", int, 128, _between(1, 4096)),
+    Key("metrics-file", str, ""),
 )
 FILTER_KEYS: tuple[Key, ...] = (Key("enabled", list, []),)
 
@@ -88,6 +89,7 @@ class Config:
     fsync: bool = False
     max_delete_fraction: float = 0.2
     max_page_bytes: int = 128 * 1024 * 1024
+    metrics_file: Path | None = None
     filters: FiltersConfig = field(default_factory=FiltersConfig)
 
     @property
@@ -101,6 +103,11 @@ class Config:
     @property
     def diffs(self) -> Path:
         return self.directory / "diffs"
+
+    @property
+    def metrics_path(self) -> Path:
+        """Where each run leaves its Prometheus textfile (``metrics-file``, or one under state/)."""
+        return self.metrics_file or self.state_dir / "metrics.prom"
 
     def require_upstream(self) -> str:
         if self.upstream is None:
@@ -147,6 +154,7 @@ def parse(raw: Mapping[str, Any], source: Path) -> Config:
     if upstream is not None and not upstream.endswith("/"):
         upstream += "/"
     bundle = values["ca-bundle"]
+    metrics = values["metrics-file"]
     return Config(
         source=source,
         directory=directory,
@@ -163,6 +171,7 @@ def parse(raw: Mapping[str, Any], source: Path) -> Config:
         fsync=values["fsync"],
         max_delete_fraction=float(values["max-delete-fraction"]),
         max_page_bytes=values["max-page-mb"] * 1024 * 1024,
+        metrics_file=(source.parent / Path(metrics).expanduser()) if metrics else None,
         filters=_filters(raw, source),
     )
 

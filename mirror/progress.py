@@ -8,7 +8,7 @@ from typing import Protocol, TextIO
 
 from rich.console import Console
 from rich.filesize import decimal
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
 class Reporter(Protocol):
@@ -64,6 +64,7 @@ class RichReporter:
             TextColumn("[bold]{task.description:<9}"),
             BarColumn(),
             TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=self._console,
         )

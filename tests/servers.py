@@ -1,0 +1,118 @@
+"""Web servers over a synced ``web/`` tree: real nginx with the example config, and ``mirror serve``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mirror.serve import MirrorServer
+
+ROOT = Path(__file__).parents[1]
+EXAMPLE = ROOT / "examples" / "nginx" / "mirror.conf"
+
+
+def nginx_binary() -> str:
+    """nginx, or a skip outside CI; in CI (CI=true) a missing nginx is a failure, never a skip."""
+    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    if found:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail("nginx is not installed: tests/run installs it (apt-get install nginx-light)")
+    pytest.skip("nginx is not installed (tests/run installs it)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"nginx exited: {log.read_text() if log.exists() else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nginx did not start listening")
+
+
+class Nginx:
+    """nginx in the foreground with ``examples/nginx/mirror.conf``, its root and port substituted."""
+
+    def __init__(self, web: Path, workdir: Path) -> None:
+        self.web, self.dir, self.port = web, workdir, free_port()
+        self.access_log = workdir / "access.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def _write_config(self) -> Path:
+        site = EXAMPLE.read_text()
+        assert "root /srv/pypi/web;" in site and "listen 127.0.0.1:8080;" in site
+        site = site.replace("root /srv/pypi/web;", f"root {self.web};")
+        site = site.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{self.port};")
+        (self.dir / "site.conf").write_text(site)
+        temps = " ".join(f"{kind}_temp_path {self.dir / kind};" for kind in ("client_body", "proxy", "fastcgi"))
+        temps += f" uwsgi_temp_path {self.dir / 'uwsgi'}; scgi_temp_path {self.dir / 'scgi'};"
+        # As root, nginx would hand requests to `nobody`, who cannot read pytest's private tmp dirs.
+        user = "user root root;" if os.geteuid() == 0 else ""
+        main = (
+            f"daemon off; worker_processes 1; pid {self.dir / 'nginx.pid'}; error_log {self.dir / 'error.log'};\n"
+            f"{user}\nevents {{ worker_connections 256; }}\n"
+            f"http {{ access_log {self.access_log} combined; {temps}\n include {self.dir / 'site.conf'}; }}\n"
+        )
+        config = self.dir / "nginx.conf"
+        config.write_text(main)
+        return config
+
+    def __enter__(self) -> Nginx:
+        config = self._write_config()
+        binary = nginx_binary()
+        check = subprocess.run([binary, "-t", "-p", str(self.dir), "-c", str(config)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+        self._process = subprocess.Popen(
+            [binary, "-p", str(self.dir), "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _wait_for(self.port, self._process, self.dir / "error.log")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=15)
+
+    def requested_paths(self) -> list[str]:
+        return [line.split('"')[1].split()[1] for line in self.access_log.read_text().splitlines()]
+
+
+class Serve:
+    """``mirror serve``'s server in a thread of this process."""
+
+    def __init__(self, web: Path) -> None:
+        self._server = MirrorServer(web, ("127.0.0.1", 0), log=False)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def __enter__(self) -> Serve:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
