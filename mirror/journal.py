@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mirror.storage.fs import fatal
@@ -21,8 +21,9 @@ _COMPACT_BYTES = 1 << 20
 
 
 class TempJournal:
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    def __init__(self, path: Path, *, before_compact: Callable[[], None] = lambda: None) -> None:
+        """``before_compact`` makes durable whatever finished work recorded (the state commit)."""
+        self._path, self._before_compact = path, before_compact
         self._open: dict[str, tuple[str, ...]] = {}
         self._fd: int | None = None
         self._size = 0
@@ -73,6 +74,7 @@ class TempJournal:
 
     def _rewrite(self) -> None:
         """Replace the journal with the directories of work still in flight (temp + rename)."""
+        self._before_compact()
         self._close()
         temp = self._path.with_name(self._path.name + ".new")
         data = "".join(f"{entry}\n" for entries in self._open.values() for entry in entries).encode()

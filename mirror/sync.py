@@ -109,7 +109,8 @@ class Syncer:
         self._connect_streak = 0
         # Paths claimed by projects in flight: two projects of one run can never write one path.
         self._claims: dict[str, str] = {}
-        self._journal = TempJournal(config.state_dir / TEMP_JOURNAL)
+        # Journal lines may go only once the state rows of the work they cover are committed.
+        self._journal = TempJournal(config.state_dir / TEMP_JOURNAL, before_compact=state.commit)
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -477,10 +478,33 @@ class Syncer:
         self._changed = True
 
     def _clean_journal(self) -> None:
-        removed = sum(self.storage.remove_temps(d) for d in self._journal.dirs())
+        """Undo what an interrupted run left half-done in the directories it was working in."""
+        dirs = self._journal.dirs()
+        removed = sum(self.storage.remove_temps(d) for d in dirs)
         if removed:
             self.reporter.info(f"removed {removed} temporary files left by an interrupted run")
+        strays = sum(self._remove_strays(d) for d in dirs)
+        if strays:
+            self.reporter.info(f"removed {strays} files an interrupted run published but never recorded")
+        self.state.commit()
         self._journal.clear()
+
+    def _remove_strays(self, directory: str) -> int:
+        """Files the state does not know: renamed into place by a run killed before its commit.
+
+        Left alone they would outlive their project (its deletion finds files through state).
+        They are at most one commit batch; a project still upstream fetches them again.
+        """
+        head, _, rest = directory.partition("/")
+        if head == layout.PACKAGES:
+            strays = [p for p in self.storage.files_in(directory) if self.state.file_owner(p) is None]
+        elif head == layout.SIMPLE and rest and self.state.project(rest) is None:
+            strays = self.storage.files_in(directory)
+        else:
+            return 0
+        for path in strays:
+            self.storage.delete(path)
+        return len(strays)
 
 
 class _Unreachable(ProjectError):

@@ -47,5 +47,8 @@ class Storage(Protocol):
     def delete(self, path: str) -> None:
         """Remove a published file (missing is fine) and the directories it leaves empty."""
 
+    def files_in(self, directory: str) -> list[str]:
+        """The published files directly in ``directory`` (paths under ``web/``)."""
+
     def remove_temps(self, directory: str) -> int:
         """Remove temporary files left in ``directory`` by an interrupted run; returns how many."""

@@ -238,6 +238,21 @@ class FileStorage:
     def delete_dir_if_empty(self, path: str) -> None:
         self._prune(self._full(path))
 
+    def files_in(self, directory: str) -> list[str]:
+        """The published (non-temporary) files directly in ``directory``, as paths under ``web/``."""
+        full = self._full(directory)
+        try:
+            entries = list(os.scandir(full))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise fatal(exc, full) from None
+        return sorted(
+            f"{directory}/{entry.name}"
+            for entry in entries
+            if not layout.is_temp_name(entry.name) and entry.is_file(follow_symlinks=False)
+        )
+
     def remove_temps(self, directory: str) -> int:
         full = self.root if directory == "" else self._full(directory)
         removed = 0

@@ -68,3 +68,30 @@ def test_sigkill_at_random_points_then_rerun_converges(tmp_path: Path) -> None:
         assert mirror.run("sync") == EXIT_OK
         check_tree(mirror.web)
         assert snapshot(mirror.web) == clean_tree(up, tmp_path / "reference")
+
+
+def test_files_published_but_never_recorded_leave_with_their_project(tmp_path: Path) -> None:
+    """A kill after a rename but before the state commit leaves files state does not know.
+
+    The journal names the directories the killed run worked in; the next run removes what
+    state does not know there, so a project deleted upstream meanwhile leaves nothing behind.
+    """
+    with FakePyPI() as up:
+        populate(up, 2, "1.0")
+        mirror = Mirror(tmp_path, tmp_path / "mirror.toml")
+        mirror.write_config(up.simple_url)
+        assert mirror.run("sync") == EXIT_OK
+        reference = snapshot(mirror.web)
+        # What a killed run leaves: a verified file and a page of a project state never recorded.
+        stray_file = mirror.web / "packages" / "ab" / "cd" / "ef" / "gone-1.0-py3-none-any.whl"
+        stray_file.parent.mkdir(parents=True)
+        stray_file.write_bytes(b"verified but unrecorded")
+        stray_page = mirror.web / "simple" / "gone" / "index.html"
+        stray_page.parent.mkdir(parents=True)
+        stray_page.write_text("<html></html>")
+        journal = mirror.root / "m" / "state" / "temp-dirs.journal"
+        journal.write_text("packages/ab/cd/ef\nsimple/gone\nsimple/pkg00\n")
+        assert mirror.run("sync", "--force-check") == EXIT_OK
+        assert snapshot(mirror.web) == reference
+        assert not (mirror.web / "packages" / "ab").exists()
+        assert not journal.exists()
