@@ -6,7 +6,7 @@ import contextlib
 import errno
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from mirror.core import layout
@@ -29,14 +29,18 @@ def fatal(exc: OSError, path: Path) -> EnvironmentFault:
     return EnvironmentFault(f"{reason}: {path}")
 
 
+ChangeHook = Callable[[str, bool], None]
+"""Told ``(path, deleted)`` after each publication or deletion under ``web/`` (the airgap change log)."""
+
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 class FileWriter:
     """Writes straight to a file descriptor: on the hot path of every download, so no buffering layer."""
 
-    def __init__(self, final: str, temp: str, fsync: bool) -> None:
+    def __init__(self, final: str, temp: str, fsync: bool, on_commit: Callable[[], None] | None = None) -> None:
         self._final, self._temp, self._fsync = final, temp, fsync
+        self._on_commit = on_commit
         self._done = False
         try:
             try:
@@ -67,6 +71,8 @@ class FileWriter:
             self._done = False
             self.abort()
             raise fatal(exc, Path(self._final)) from None
+        if self._on_commit is not None:
+            self._on_commit()
 
     def abort(self) -> None:
         if self._done:
@@ -81,10 +87,11 @@ class FileWriter:
 class FileStorage:
     """The ``web/`` tree on a local filesystem."""
 
-    def __init__(self, root: Path, *, fsync: bool = False) -> None:
+    def __init__(self, root: Path, *, fsync: bool = False, on_change: ChangeHook | None = None) -> None:
         self.root = root
         self._prefix = str(root) + os.sep
         self._fsync = fsync
+        self._on_change = on_change
 
     def _name(self, path: str) -> str:
         # Paths come from core.layout, which already refuses anything unsafe; this is the last fence.
@@ -98,7 +105,8 @@ class FileStorage:
     def open_writer(self, path: str) -> FileWriter:
         final = self._name(path)
         temp = self._name(layout.temp_name(path, secrets.token_hex(4)))
-        return FileWriter(final, temp, self._fsync)
+        hook = self._on_change
+        return FileWriter(final, temp, self._fsync, None if hook is None else lambda: hook(path, False))
 
     def write_atomic(self, path: str, chunks: Iterable[bytes]) -> None:
         writer = self.open_writer(path)
@@ -135,6 +143,8 @@ class FileStorage:
             pass
         except OSError as exc:
             raise fatal(exc, full) from None
+        if self._on_change is not None:  # also when it was already gone: a crash may have lost the first record
+            self._on_change(path, True)
         self._prune(full.parent)
 
     def _prune(self, directory: Path) -> None:
