@@ -73,10 +73,11 @@ def test_a_chain_of_bundles_keeps_the_offline_tree_identical(upstream: FakePyPI,
     online = connected(tmp_path / "online", upstream)
     offline = Offline(tmp_path / "offline")
     bundles = tmp_path / "usb"
-    for step, change in STEPS:
+    options: list[tuple[str, ...]] = [(), (), ("--compress", "gzip"), ("--split-size", "64K"), ()]
+    for (step, change), args in zip(STEPS, options, strict=True):
         change(upstream)
         assert online.run("sync") == EXIT_OK, step
-        manifest = export(online, bundles)
+        manifest = export(online, bundles, *args)
         assert offline.import_(manifest) == EXIT_OK, step
         assert offline.tree() == snapshot(online.web), step
         check_tree(offline.web)
