@@ -61,7 +61,14 @@ def import_bundles(config: Config, state: State, paths: list[Path]) -> ImportRep
         header = read_header(manifest)
         found.setdefault(header.id, _Bundle(header, manifest))
     chain = _plan(state, sorted(found.values(), key=lambda b: (b.header.seq, b.header.created)), report)
-    stages = [_stage(config, bundle) for bundle in chain]  # every bundle verified before any is applied
+    stages: list[Path] = []
+    try:
+        for bundle in chain:  # every bundle verified before any is applied
+            stages.append(_stage(config, bundle))
+    except BaseException:
+        for stage in stages:  # a refused set keeps nothing staged
+            shutil.rmtree(stage, ignore_errors=True)
+        raise
     for bundle, stage in zip(chain, stages, strict=True):
         _Applier(config, state, bundle, stage).run()
         report.applied.append(bundle.header)
@@ -84,7 +91,7 @@ def _plan(state: State, bundles: list[_Bundle], report: ImportReport) -> list[_B
         if header.id in known or state.imported(header.id):
             report.skipped.append((header, "already imported"))
         elif header.seq <= position:
-            report.skipped.append((header, "older than what this mirror already holds"))
+            report.skipped.append((header, "not newer than what this mirror already holds"))
         elif header.full or _follows(state, header.previous, known):
             chain.append(bundle)
             origin, position = header.origin, header.seq

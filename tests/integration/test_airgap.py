@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mirror.cli import main
-from mirror.errors import EXIT_OK
+from mirror.errors import EXIT_CONFIG, EXIT_OK
 from tests.conftest import Mirror, StaticServer, check_tree, page_files, snapshot
 from tests.fakepypi import FakePyPI
 
@@ -154,3 +154,42 @@ def test_diff_files_list_each_run_with_markers(upstream: FakePyPI, tmp_path: Pat
         [second.name, max(diffs.glob("*.diff")).name]
     )  # pruned to the two newest runs, both formats
     assert len(list(diffs.glob("*.files"))) == 2
+
+
+def test_a_full_bundle_resets_the_offline_tree(upstream: FakePyPI, tmp_path: Path) -> None:
+    online = connected(tmp_path / "online", upstream)
+    upstream.add_release("demo", "1.0")
+    upstream.add_release("dep", "2.0")
+    assert online.run("sync") == EXIT_OK
+    offline = Offline(tmp_path / "offline")
+    assert offline.import_(export(online, tmp_path / "usb")) == EXIT_OK
+    upstream.remove_project("dep")
+    upstream.add_release("demo", "1.1")
+    assert online.run("sync") == EXIT_OK
+    export(online, tmp_path / "lost")  # never reaches the offline side
+    full = export(online, tmp_path / "usb", "--full")
+    assert header(full)["full"] is True
+    assert offline.import_(full) == EXIT_OK
+    assert offline.tree() == snapshot(online.web)  # dep's pages and files are gone too
+    assert not (offline.web / "simple" / "dep").exists()
+
+
+def test_since_serial_continues_from_an_earlier_export(upstream: FakePyPI, tmp_path: Path, capsys) -> None:
+    online = connected(tmp_path / "online", upstream)
+    upstream.add_release("demo", "1.0")
+    assert online.run("sync") == EXIT_OK
+    first = export(online, tmp_path / "usb")
+    serial = upstream.serial
+    upstream.add_release("demo", "1.1")
+    assert online.run("sync") == EXIT_OK
+    export(online, tmp_path / "lost")
+    upstream.yank("demo", "1.0")
+    assert online.run("sync") == EXIT_OK
+    again = export(online, tmp_path / "usb", "--since", str(serial))
+    assert header(again)["previous"] == header(first)["id"]
+    offline = Offline(tmp_path / "offline")
+    assert offline.import_(tmp_path / "usb") == EXIT_OK
+    assert offline.tree() == snapshot(online.web)
+    capsys.readouterr()
+    assert online.run("export", str(tmp_path / "usb"), "--since", str(serial - 1)) == EXIT_CONFIG
+    assert "use --full" in capsys.readouterr().err
