@@ -51,7 +51,7 @@ def export(config: Config, state: State, options: ExportOptions) -> tuple[Header
     upto = state.change_seq()
     if not base.full and upto <= base.seq:
         return None
-    _prepare(options.outdir)
+    _prepare(options.outdir, config.directory)
     created = time.time()
     bundle_id = f"mirror-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(created))}-{secrets.token_hex(4)}"
     writer = _BundleWriter(config, state, options, bundle_id)
@@ -96,7 +96,10 @@ def _origin(state: State) -> str:
     return origin
 
 
-def _prepare(outdir: Path) -> None:
+def _prepare(outdir: Path, directory: Path) -> None:
+    mine = directory.resolve()
+    if outdir.resolve() == mine or mine in outdir.resolve().parents:
+        raise ConfigError(f"export OUTDIR {outdir} is inside the mirror directory {directory}; pick another place")
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

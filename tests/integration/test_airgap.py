@@ -193,3 +193,14 @@ def test_since_serial_continues_from_an_earlier_export(upstream: FakePyPI, tmp_p
     capsys.readouterr()
     assert online.run("export", str(tmp_path / "usb"), "--since", str(serial - 1)) == EXIT_CONFIG
     assert "use --full" in capsys.readouterr().err
+
+
+def test_export_refuses_an_outdir_inside_the_mirror(upstream: FakePyPI, tmp_path: Path, capsys) -> None:
+    online = connected(tmp_path / "online", upstream)
+    upstream.add_release("demo", "1.0")
+    assert online.run("sync") == EXIT_OK
+    capsys.readouterr()
+    assert online.run("export", str(online.web / "bundles")) == EXIT_CONFIG
+    assert "inside the mirror directory" in capsys.readouterr().err
+    assert not (online.web / "bundles").exists()
+    assert online.run("export", str(tmp_path / "usb"), "--split-size", "1X") == EXIT_CONFIG
