@@ -63,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the mirror's web/ tree read-only, with PEP 691 negotiation")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to bind (default: 8080; 0 picks a free one)")
+    export = commands.add_parser("export", help="write an airgap bundle of what changed since the last export")
+    export.add_argument("outdir", metavar="OUTDIR", help="directory to write the bundle into")
+    base = export.add_mutually_exclusive_group()
+    base.add_argument("--since", type=int, metavar="SERIAL", help="continue from the export made at this serial")
+    base.add_argument("--full", action="store_true", help="the whole tree (starts a new chain)")
+    export.add_argument("--split-size", metavar="SIZE", help="largest part, e.g. 4000M for FAT32 (default: one)")
+    export.add_argument("--compress", choices=["none", "gzip"], default="none", help="compress the tar stream")
+
+    imp = commands.add_parser("import", help="verify and apply airgap bundles to this (offline) mirror")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="a bundle manifest, a part of one, or a directory")
 
     init = commands.add_parser("init", help="write a commented starter config")
     init.add_argument("path", nargs="?", default="mirror.toml", metavar="PATH")
@@ -105,7 +115,65 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _status(config, as_json=args.json)
     if args.command == "serve":
         return _serve(config, args.host, args.port)
+    if args.command == "export":
+        return _export(config, args)
+    if args.command == "import":
+        return _import(config, args)
     return _sync(config, args)
+
+
+def _export(config: Config, args: argparse.Namespace) -> int:
+    from mirror.bundle import parse_size
+    from mirror.export import ExportOptions, export
+
+    split = None if args.split_size is None else parse_size(args.split_size)
+    options = ExportOptions(Path(args.outdir), args.since, args.full, split, args.compress)
+    db = config.state_dir / STATE_DB
+    if not db.exists():
+        raise ConfigError(f"no mirror state at {db}: run `mirror sync` first")
+    with Lock(config.state_dir / "lock"):
+        state = State(db)
+        try:
+            done = export(config, state, options)
+        finally:
+            state.close()
+    if done is None:
+        print("nothing changed since the last export; no bundle written", file=sys.stderr)
+        return EXIT_OK
+    header, manifest = done
+    kind = "full" if header.full else f"after {header.previous}"
+    print(
+        f"exported {header.id} ({kind}): {header.files} files ({decimal(header.bytes)}), "
+        f"{header.deletions} deletions, {len(header.parts)} parts, serial {header.to_serial}; manifest {manifest}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _import(config: Config, args: argparse.Namespace) -> int:
+    from mirror.importer import import_bundles
+
+    if config.upstream is not None:
+        raise ConfigError(
+            f"{config.source}: import is for an offline mirror; this config has an upstream "
+            "(remove [mirror] upstream: a tree fed by both sync and import would diverge)"
+        )
+    _prepare_directory(config)
+    with Lock(config.state_dir / "lock"):
+        state = State(config.state_dir / STATE_DB)
+        try:
+            report = import_bundles(config, state, [Path(p) for p in args.paths])
+        finally:
+            state.close()
+    for header, why in report.skipped:
+        print(f"skipped {header.id}: {why}", file=sys.stderr)
+    for header in report.applied:
+        print(
+            f"imported {header.id}: {header.files} files ({decimal(header.bytes)}), {header.deletions} deletions, "
+            f"now at serial {header.to_serial}",
+            file=sys.stderr,
+        )
+    return EXIT_OK
 
 
 def _init(path: Path) -> int:
@@ -157,7 +225,7 @@ def _sync(config: Config, args: argparse.Namespace) -> int:
             syncer = Syncer(
                 config,
                 state,
-                FileStorage(config.web, fsync=config.fsync),
+                FileStorage(config.web, fsync=config.fsync, on_change=state.record_change),
                 upstream,
                 filters,
                 reporter,

@@ -45,6 +45,13 @@ def _nonempty(value: Any) -> str | None:
     return None if value else "must not be empty"
 
 
+DIFF_FORMATS = ("mirror", "bandersnatch", "both")
+
+
+def _diff_format(value: Any) -> str | None:
+    return None if value in DIFF_FORMATS else "must be one of " + ", ".join(map(repr, DIFF_FORMATS))
+
+
 MIRROR_KEYS: tuple[Key, ...] = (
     Key("directory", str, None, _nonempty),
     Key("upstream", str, None, _url),
@@ -61,6 +68,8 @@ MIRROR_KEYS: tuple[Key, ...] = (
     Key("max-delete-fraction", (int, float), 0.2, _between(0.0, 1.0)),
     Key("max-page-mb", int, 128, _between(1, 4096)),
     Key("metrics-file", str, ""),
+    Key("diff-keep", int, 100, _between(0, 100_000)),
+    Key("diff-format", str, "mirror", _diff_format),
 )
 FILTER_KEYS: tuple[Key, ...] = (Key("enabled", list, []),)
 
@@ -90,6 +99,8 @@ class Config:
     max_delete_fraction: float = 0.2
     max_page_bytes: int = 128 * 1024 * 1024
     metrics_file: Path | None = None
+    diff_keep: int = 100
+    diff_format: str = "mirror"
     filters: FiltersConfig = field(default_factory=FiltersConfig)
 
     @property
@@ -172,6 +183,8 @@ def parse(raw: Mapping[str, Any], source: Path) -> Config:
         max_delete_fraction=float(values["max-delete-fraction"]),
         max_page_bytes=values["max-page-mb"] * 1024 * 1024,
         metrics_file=(source.parent / Path(metrics).expanduser()) if metrics else None,
+        diff_keep=values["diff-keep"],
+        diff_format=values["diff-format"],
         filters=_filters(raw, source),
     )
 

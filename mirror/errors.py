@@ -21,6 +21,12 @@ class ConfigError(MirrorError):
     exit_code = EXIT_CONFIG
 
 
+class BundleRefused(MirrorError):
+    """An airgap bundle that cannot be imported (altered, truncated, incomplete, out of order); nothing applied."""
+
+    exit_code = EXIT_CONFIG
+
+
 class LockHeld(MirrorError):
     """Another run holds the mirror's lock."""
 

@@ -42,6 +42,16 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_project ON files (project);
 CREATE TABLE IF NOT EXISTS upstream (name TEXT PRIMARY KEY, serial INTEGER);
 CREATE TABLE IF NOT EXISTS work (id INTEGER PRIMARY KEY, action TEXT NOT NULL, name TEXT NOT NULL, serial INTEGER);
+-- The airgap change log: the last change of every path ever published or deleted under web/.
+CREATE TABLE IF NOT EXISTS changes (
+    path TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,      -- grows with every change: "changed since X" is "seq > X"
+    deleted INTEGER NOT NULL,
+    born INTEGER NOT NULL      -- seq at which the path last appeared: tells added from changed
+);
+CREATE INDEX IF NOT EXISTS changes_seq ON changes (seq);
+CREATE TABLE IF NOT EXISTS exports (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, serial INTEGER, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS imports (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, applied REAL NOT NULL);
 """
 _BATCH_ROWS = 500
 _BATCH_SECONDS = 2.0
@@ -54,8 +64,18 @@ class Totals:
     bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    path: str
+    deleted: bool
+    added: bool
+    """Written, and absent at the start of the range asked for (not merely rewritten)."""
+
+
 class State:
     """One SQLite connection, used from one thread (the event loop's)."""
+
+    _change_seq: int | None = None
 
     def __init__(self, path: Path, *, dry_run: bool = False) -> None:
         """With ``dry_run`` nothing is ever committed: the run's writes are rolled back on close."""
@@ -231,6 +251,67 @@ class State:
         projects = self._db.execute("SELECT count(*) FROM projects WHERE published = 1").fetchone()[0]
         files, size = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM files").fetchone()
         return Totals(int(projects), int(files), int(size))
+
+    # -- the airgap change log, exports and imports -----------------------------------------------
+
+    def record_change(self, path: str, deleted: bool) -> None:
+        """Note that ``path`` under web/ was just published or deleted (committed with the batch)."""
+        seq = self.change_seq() + 1
+        self._change_seq = seq
+        self._db.execute(
+            "INSERT INTO changes (path, seq, deleted, born) VALUES (?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+            "seq = excluded.seq, deleted = excluded.deleted, "
+            "born = CASE WHEN changes.deleted = 0 THEN changes.born ELSE excluded.born END",
+            (path, seq, int(deleted), seq),
+        )
+        self._wrote()
+
+    def change_seq(self) -> int:
+        if self._change_seq is None:
+            self._change_seq = int(self._db.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0])
+        return self._change_seq
+
+    def iter_changes(self, after: int, upto: int | None = None) -> Iterator[Change]:
+        """The final state of every path changed in (after, upto], by path."""
+        last = ""
+        limit = self.change_seq() if upto is None else upto
+        while True:
+            rows = self._db.execute(
+                "SELECT path, deleted, born FROM changes WHERE path > ? AND seq > ? AND seq <= ? "
+                "ORDER BY path LIMIT 1000",
+                (last, after, limit),
+            ).fetchall()
+            if not rows:
+                return
+            for path, deleted, born in rows:
+                last = path
+                yield Change(path, bool(deleted), not deleted and born > after)
+
+    def add_export(self, bundle_id: str, seq: int, serial: int | None, created: float) -> None:
+        self._db.execute(
+            "INSERT INTO exports (id, seq, serial, created) VALUES (?, ?, ?, ?)", (bundle_id, seq, serial, created)
+        )
+        self.commit()
+
+    def last_export(self, max_serial: int | None = None) -> tuple[str, int, int | None] | None:
+        """(id, seq, serial) of the newest export, or of the newest at or before ``max_serial``."""
+        where = "" if max_serial is None else "WHERE serial <= ?"
+        query = f"SELECT id, seq, serial FROM exports {where} ORDER BY seq DESC, created DESC LIMIT 1"  # noqa: S608
+        row = self._db.execute(query, () if max_serial is None else (max_serial,)).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]), row[2])
+
+    def add_import(self, bundle_id: str, seq: int, applied: float) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO imports (id, seq, applied) VALUES (?, ?, ?)", (bundle_id, seq, applied)
+        )
+        self.commit()
+
+    def imported(self, bundle_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM imports WHERE id = ?", (bundle_id,)).fetchone() is not None
+
+    def imported_seq(self) -> int:
+        """How far along the origin's change log the imported tree is (0: nothing imported)."""
+        return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM imports").fetchone()[0])
 
 
 class Lock:

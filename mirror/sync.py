@@ -20,6 +20,7 @@ from urllib.parse import urljoin
 import anyio
 from packaging.utils import NormalizedName
 
+from mirror import diffs
 from mirror.config import Config
 from mirror.core import layout, parse, render
 from mirror.core.filters import FilterChain
@@ -188,6 +189,7 @@ class Syncer:
             # The root claims the serial of the last run that completed, never a partial one.
             self._write_root()
         self.state.set_meta("last_run", _run_summary(report))
+        diffs.write_run_diff(self.config, self.state)
         self.state.commit()
         self._journal.clear()
         return report
@@ -434,6 +436,7 @@ class Syncer:
         if expected is not None and digest.hexdigest() != expected:
             return False
         self.state.add_file(name, LocalFile(download.path, size, digest.hexdigest()))
+        self.state.record_change(download.path, False)  # its first record may have died with the crash
         return True
 
     async def _publish(self, name: NormalizedName, plan: ProjectPlan, response: Page) -> None:

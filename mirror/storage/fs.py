@@ -62,14 +62,20 @@ class _Offload:
         return result
 
 
+ChangeHook = Callable[[str, bool], None]
+"""Told ``(path, deleted)`` after each publication or deletion under ``web/`` (the airgap change log).
+
+It writes to the state database, so it is only ever called on the event loop's thread."""
+
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 class FileWriter:
     """Writes straight to a file descriptor: on the hot path of every download, so no buffering layer."""
 
-    def __init__(self, final: str, temp: str, fsync: bool) -> None:
+    def __init__(self, final: str, temp: str, fsync: bool, on_commit: Callable[[], None] | None = None) -> None:
         self._final, self._temp, self._fsync = final, temp, fsync
+        self._on_commit = on_commit
         self._done = False
         try:
             try:
@@ -100,6 +106,8 @@ class FileWriter:
             self._done = False
             self.abort()
             raise fatal(exc, Path(self._final)) from None
+        if self._on_commit is not None:
+            self._on_commit()
 
     def abort(self) -> None:
         if self._done:
@@ -118,8 +126,10 @@ class ThreadedWriter:
     on the event loop they would stall every other download, in a thread they overlap them.
     """
 
-    def __init__(self, final: str, temp: str, fsync: bool, offload: _Offload) -> None:
-        self._args, self._offload = (final, temp, fsync), offload
+    def __init__(
+        self, final: str, temp: str, fsync: bool, offload: _Offload, on_commit: Callable[[], None] | None
+    ) -> None:
+        self._args, self._offload, self._on_commit = (final, temp, fsync), offload, on_commit
         self._writer: FileWriter | None = None
         self._buffer: list[bytes] = []
         self._buffered = 0
@@ -132,6 +142,8 @@ class ThreadedWriter:
 
     async def commit(self) -> None:
         await self._offload(self._commit)
+        if self._on_commit is not None:  # back on the event loop's thread
+            self._on_commit()
 
     def abort(self) -> None:
         self._buffer.clear()
@@ -154,10 +166,11 @@ class ThreadedWriter:
 class FileStorage:
     """The ``web/`` tree on a local filesystem."""
 
-    def __init__(self, root: Path, *, fsync: bool = False) -> None:
+    def __init__(self, root: Path, *, fsync: bool = False, on_change: ChangeHook | None = None) -> None:
         self.root = root
         self._prefix = str(root) + os.sep
         self._fsync = fsync
+        self._on_change = on_change
         self._offload = _Offload(_IO_THREADS)
 
     def _name(self, path: str) -> str:
@@ -169,27 +182,37 @@ class FileStorage:
     def _full(self, path: str) -> Path:
         return Path(self._name(path))
 
+    def _hook(self, path: str) -> Callable[[], None] | None:
+        hook = self._on_change
+        return None if hook is None else lambda: hook(path, False)
+
     def open_writer(self, path: str) -> FileWriter:
-        final = self._name(path)
         temp = self._name(layout.temp_name(path, secrets.token_hex(4)))
-        return FileWriter(final, temp, self._fsync)
+        return FileWriter(self._name(path), temp, self._fsync, self._hook(path))
 
     def open_async_writer(self, path: str) -> ThreadedWriter:
         final = self._name(path)
         temp = self._name(layout.temp_name(path, secrets.token_hex(4)))
-        return ThreadedWriter(final, temp, self._fsync, self._offload)
+        return ThreadedWriter(final, temp, self._fsync, self._offload, self._hook(path))
 
     async def write_pages(self, pages: Iterable[tuple[str, bytes]]) -> None:
         pending = list(pages)
 
         def write() -> None:
             for path, body in pending:
-                self.write_atomic(path, [body])
+                self._write_atomic(path, [body], None)
 
         await self._offload(write)
+        if self._on_change is not None:
+            for path, _ in pending:
+                self._on_change(path, False)
 
     def write_atomic(self, path: str, chunks: Iterable[bytes]) -> None:
-        writer = self.open_writer(path)
+        self._write_atomic(path, chunks, self._hook(path))
+
+    def _write_atomic(self, path: str, chunks: Iterable[bytes], on_commit: Callable[[], None] | None) -> None:
+        temp = self._name(layout.temp_name(path, secrets.token_hex(4)))
+        writer = FileWriter(self._name(path), temp, self._fsync, on_commit)
         try:
             for chunk in chunks:
                 writer.write(chunk)
@@ -223,6 +246,8 @@ class FileStorage:
             pass
         except OSError as exc:
             raise fatal(exc, full) from None
+        if self._on_change is not None:  # also when it was already gone: a crash may have lost the first record
+            self._on_change(path, True)
         self._prune(full.parent)
 
     def _prune(self, directory: Path) -> None:
