@@ -80,6 +80,7 @@ class State:
     def __init__(self, path: Path, *, dry_run: bool = False) -> None:
         """With ``dry_run`` nothing is ever committed: the run's writes are rolled back on close."""
         self._dry_run = False  # the schema itself is committed even for a dry run
+        self._changes: list[tuple[str, int, int, int]] = []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -110,6 +111,7 @@ class State:
         if self._dry_run:
             return
         try:
+            self._flush_changes()
             self._db.execute("COMMIT")
             self._db.execute("BEGIN")
         except sqlite3.OperationalError as exc:
@@ -258,13 +260,20 @@ class State:
         """Note that ``path`` under web/ was just published or deleted (committed with the batch)."""
         seq = self.change_seq() + 1
         self._change_seq = seq
-        self._db.execute(
+        # Buffered and written with one executemany before each commit: one row per published path.
+        self._changes.append((path, seq, int(deleted), seq))
+        self._wrote()
+
+    def _flush_changes(self) -> None:
+        if not self._changes:
+            return
+        self._db.executemany(
             "INSERT INTO changes (path, seq, deleted, born) VALUES (?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
             "seq = excluded.seq, deleted = excluded.deleted, "
             "born = CASE WHEN changes.deleted = 0 THEN changes.born ELSE excluded.born END",
-            (path, seq, int(deleted), seq),
+            self._changes,
         )
-        self._wrote()
+        self._changes.clear()
 
     def change_seq(self) -> int:
         if self._change_seq is None:
@@ -273,6 +282,7 @@ class State:
 
     def iter_changes(self, after: int, upto: int | None = None) -> Iterator[Change]:
         """The final state of every path changed in (after, upto], by path."""
+        self._flush_changes()
         last = ""
         limit = self.change_seq() if upto is None else upto
         while True:
