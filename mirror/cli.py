@@ -18,6 +18,8 @@ from rich.filesize import decimal
 from mirror import __version__
 from mirror import config as config_mod
 from mirror.config import Config
+from mirror.core.filters import FilterChain
+from mirror.core.models import ProjectPage
 from mirror.errors import (
     EXIT_CONFIG,
     EXIT_ENVIRONMENT,
@@ -51,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("projects", nargs="*", metavar="PROJECT", help="only these projects")
     sync.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     sync.add_argument("--force-check", action="store_true", help="re-check every project, ignoring serials and ETags")
+    sync.add_argument(
+        "--explain", metavar="PROJECT", help="list every upstream file of PROJECT: kept or dropped, by whom, why"
+    )
 
     status = commands.add_parser("status", help="what the mirror holds and how the last run went")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -134,7 +139,9 @@ def _sync(config: Config, args: argparse.Namespace) -> int:
     from mirror.sync import Options, RunReport, Syncer
 
     config.require_upstream()
-    filters = load_chain(config.filters, str(config.source))
+    filters = load_chain(config.filters, str(config.source), warn=_warn)
+    if args.explain:
+        return _explain(config, filters, args.explain)
     _prepare_directory(config)
     options = Options(projects=tuple(args.projects), dry_run=args.dry_run, force_check=args.force_check)
     reporter = make_reporter(quiet=args.quiet, verbose=args.verbose)
@@ -163,6 +170,30 @@ def _sync(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK if report.result == "ok" else EXIT_PARTIAL
 
 
+def _warn(message: str) -> None:
+    print(f"mirror: warning: {message}", file=sys.stderr)
+
+
+def _explain(config: Config, filters: FilterChain, project: str) -> int:
+    from mirror.explain import explain_lines, fetch_page, with_stored_closure
+
+    db = config.state_dir / STATE_DB
+    if filters.dependency_roots() is not None and db.exists():
+        state = State(db, dry_run=True)
+        try:
+            filters = with_stored_closure(filters, state.closure())
+        finally:
+            state.close()
+
+    async def fetch() -> ProjectPage:
+        return await fetch_page(config, project)
+
+    page = anyio.run(fetch, backend="asyncio")
+    for line in explain_lines(filters, page):
+        print(line)
+    return EXIT_OK
+
+
 def _summary(report: object, *, dry_run: bool) -> str:
     from mirror.sync import RunReport
 
@@ -171,8 +202,8 @@ def _summary(report: object, *, dry_run: bool) -> str:
     if dry_run:
         return (
             f"dry run: {report.planned} projects to check, would download {report.would_download} files "
-            f"({decimal(report.would_download_bytes)}), delete {report.would_delete} files/projects; "
-            f"{report.requests} requests"
+            f"({decimal(report.would_download_bytes)}), delete {report.would_delete} files/projects "
+            f"({decimal(report.would_delete_bytes)}); {report.requests} requests"
         )
     text = (
         f"sync {report.result}: {report.synced} projects synced, {report.unchanged} unchanged, "
@@ -180,6 +211,9 @@ def _summary(report: object, *, dry_run: bool) -> str:
         f"{report.files_added} files added ({decimal(report.bytes_added)}), {report.files_deleted} removed; "
         f"{report.requests} requests in {took:.1f}s"
     )
+    if report.unresolved:
+        shown = ", ".join(report.unresolved[:10]) + (", ..." if len(report.unresolved) > 10 else "")
+        text += f"; dependencies unknown (no metadata) for {len(report.unresolved)} projects: {shown}"
     if report.failed or report.deferred:
         text += f"; {len(report.failed)} failed, {len(report.deferred)} deferred (retried next run)"
     return text

@@ -43,6 +43,7 @@ CREATE INDEX IF NOT EXISTS files_project ON files (project);
 CREATE TABLE IF NOT EXISTS upstream (name TEXT PRIMARY KEY, serial INTEGER);
 CREATE TABLE IF NOT EXISTS work (id INTEGER PRIMARY KEY, action TEXT NOT NULL, name TEXT NOT NULL, serial INTEGER);
 CREATE TABLE IF NOT EXISTS journal (dir TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS closure (name TEXT PRIMARY KEY, want TEXT NOT NULL);  -- the last run's dependency closure
 """
 _BATCH_ROWS = 500
 _BATCH_SECONDS = 2.0
@@ -232,6 +233,32 @@ class State:
         projects = self._db.execute("SELECT count(*) FROM projects WHERE published = 1").fetchone()[0]
         files, size = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM files").fetchone()
         return Totals(int(projects), int(files), int(size))
+
+    # -- filters: the dependency closure and what a run needs to know about one project --------------
+
+    def closure(self) -> dict[NormalizedName, str]:
+        """The dependency closure the last complete resolution reached: name → its want (as text)."""
+        return {NormalizedName(name): want for name, want in self._db.execute("SELECT name, want FROM closure")}
+
+    def replace_closure(self, wants: Iterable[tuple[str, str]]) -> None:
+        self._db.execute("DELETE FROM closure")
+        self._db.executemany("INSERT OR REPLACE INTO closure (name, want) VALUES (?, ?)", list(wants))
+        self.commit()
+
+    def upstream_entry(self, name: str) -> IndexEntry | None:
+        row = self._db.execute("SELECT name, serial FROM upstream WHERE name = ?", (name,)).fetchone()
+        return None if row is None else IndexEntry(NormalizedName(row[0]), row[1])
+
+    def local_project(self, name: str) -> LocalProject | None:
+        row = self._db.execute("SELECT serial, published FROM projects WHERE name = ?", (name,)).fetchone()
+        return None if row is None else LocalProject(NormalizedName(name), row[0] if row[1] else None)
+
+    def count_upstream_deletions(self) -> int:
+        """Planned project deletions the upstream caused (it no longer lists them), not the filters."""
+        row = self._db.execute(
+            "SELECT count(*) FROM work WHERE action = 'delete' AND name NOT IN (SELECT name FROM upstream)"
+        ).fetchone()
+        return int(row[0])
 
     # -- the journal of directories that may hold temporary files ---------------------------------
 

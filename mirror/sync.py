@@ -20,6 +20,7 @@ from urllib.parse import urljoin
 import anyio
 from packaging.utils import NormalizedName
 
+from mirror import resolve
 from mirror.config import Config
 from mirror.core import layout, parse, render
 from mirror.core.filters import FilterChain
@@ -75,6 +76,9 @@ class RunReport:
     would_download: int = 0
     would_download_bytes: int = 0
     would_delete: int = 0
+    would_delete_bytes: int = 0
+    # Projects of the dependency closure whose kept releases offer no metadata to read dependencies from.
+    unresolved: list[str] = field(default_factory=list)
 
     @property
     def result(self) -> str:
@@ -107,6 +111,8 @@ class Syncer:
         self._connect_streak = 0
         # Paths claimed by projects in flight: two projects of one run can never write one path.
         self._claims: dict[str, str] = {}
+        # Projects whose page must be fetched unconditionally: what the filters keep of it may have changed.
+        self.replan: set[NormalizedName] = set()
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -118,15 +124,23 @@ class Syncer:
         if root.not_modified and serial_mode and self._was_clean() and not self._forced():
             self.reporter.info("upstream unchanged since the last complete run")
             return self._finish(root_serial=self.state.get_int("upstream_serial"))
-        self.state.store_work(plan_index(self._upstream_entries(), self._local_entries()))
+        resolving = self.filters.dependency_roots() is not None
+        if resolving:
+            # Syncs the closure round by round and leaves self.filters deciding by it.
+            await resolve.sync_closure(self)
+        changes = plan_index(self._upstream_entries(), self._local_entries())
+        self.state.store_work(c for c in changes if not resolving or c.action is Action.DELETE)
         syncs, deletes = self.state.count_work(Action.SYNC), self.state.count_work(Action.DELETE)
-        self.report.planned = syncs
+        self.report.planned += syncs
         if not self.options.projects:
-            check_deletion_guard(deletes, self.state.totals().projects, self.config.max_delete_fraction)
-        self.reporter.start(syncs, deletes)
+            # Only what the upstream stopped listing counts: removals the filters asked for are intended.
+            guarded = self.state.count_upstream_deletions()
+            check_deletion_guard(guarded, self.state.totals().projects, self.config.max_delete_fraction)
+        if not resolving:
+            self.reporter.start(syncs, deletes)
         await self._sync_all()
         if self.options.dry_run:
-            self.report.would_delete = deletes
+            self._report_dry_deletions()
             return self._finish(root_serial=None)
         self._delete_projects(deletes)
         return self._finish(root_serial=self.state.get_int("upstream_serial"))
@@ -136,6 +150,9 @@ class Syncer:
 
     def _was_clean(self) -> bool:
         return self.state.get_meta("clean") == "1" and self.state.get_meta("filters") == self._filters_key()
+
+    def filters_changed(self) -> bool:
+        return self.state.get_meta("filters") != self._filters_key()
 
     def _filters_key(self) -> str:
         return repr(
@@ -155,7 +172,7 @@ class Syncer:
 
     def _local_entries(self) -> Iterator[LocalProject]:
         wanted = self._wanted_names()
-        forced = self.options.force_check or self.state.get_meta("filters") != self._filters_key()
+        forced = self.options.force_check or self.filters_changed()
         for local in self.state.iter_local():
             if wanted is not None and local.name not in wanted:
                 continue
@@ -306,9 +323,7 @@ class Syncer:
             require_hashes=self.config.require_hashes,
         )
         if self.options.dry_run:
-            self.report.would_download += len(plan.downloads) + len(plan.metadata)
-            self.report.would_download_bytes += sum(d.size or 0 for d in plan.downloads)
-            self.report.would_delete += len(plan.deletes)
+            self._report_dry_plan(name, plan)
             return "planned"
         self._claim(name, plan)
         try:
@@ -332,7 +347,8 @@ class Syncer:
         """The project's page, fresh enough for the serial the root promised; None if not modified."""
         url = urljoin(self.config.require_upstream(), f"{name}/")
         known = self.state.project(name)
-        conditional = promised is None and known is not None and not self.options.force_check
+        refetch = self.options.force_check or name in self.replan or self.filters_changed()
+        conditional = promised is None and known is not None and not refetch
         etag, modified = (known[1], known[2]) if conditional and known else (None, None)
         for attempt in range(self.config.stale_retries + 1):
             response = await self._get(url, etag, modified, name)
@@ -471,6 +487,25 @@ class Syncer:
             self.report.deleted += 1
             self.reporter.project_done(change.name, "deleted", None)
         self._changed = True
+
+    def _report_dry_plan(self, name: NormalizedName, plan: ProjectPlan) -> None:
+        local = self.state.project_files(name)
+        add, add_bytes = len(plan.fetches), sum(d.size or 0 for d in plan.downloads)
+        drop, drop_bytes = len(plan.deletes), sum(local[p].size for p in plan.deletes if p in local)
+        self.report.would_download += add
+        self.report.would_download_bytes += add_bytes
+        self.report.would_delete += drop
+        self.report.would_delete_bytes += drop_bytes
+        if add or drop:
+            self.reporter.info(f"would sync {name}: +{add} files ({add_bytes} bytes), -{drop} ({drop_bytes} bytes)")
+
+    def _report_dry_deletions(self) -> None:
+        for change in self.state.iter_work(Action.DELETE):
+            files = self.state.project_files(change.name)
+            size = sum(f.size for f in files.values())
+            self.report.would_delete += 1
+            self.report.would_delete_bytes += size
+            self.reporter.info(f"would delete {change.name}: -{len(files)} files ({size} bytes)")
 
     def _clean_journal(self) -> None:
         dirs = self.state.journal_dirs()

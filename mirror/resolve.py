@@ -1,0 +1,128 @@
+"""Syncing an allowlist's dependency closure: sync what is wanted, read its metadata, grow, repeat.
+
+Round 1 syncs the allowlist's roots; after each round the ``.metadata`` files of the releases it
+kept are read from disk and their ``Requires-Dist`` evaluated for the target environments (see
+:mod:`mirror.core.closure`); new names or wider specifiers make the next round, until nothing
+changes. While resolving, a project keeps what last run's closure kept too, so a want that only
+grows across rounds never deletes files a later round fetches again; projects whose final want is
+narrower are re-planned once at the end. The closure is stored for the next run and ``--explain``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from packaging.utils import NormalizedName
+
+from mirror.core import layout
+from mirror.core.closure import Want, dependencies, grow
+from mirror.core.environments import default_targets
+from mirror.core.filters import FilterChain, file_version
+from mirror.core.plan import Action, IndexChange
+
+if TYPE_CHECKING:
+    from mirror.sync import Syncer
+
+
+async def sync_closure(syncer: Syncer) -> None:
+    base = syncer.filters
+    roots = base.dependency_roots() or {}
+    previous = {name: Want.from_key(text) for name, text in syncer.state.closure().items()}
+    if syncer.options.projects:
+        # A run limited to some projects cannot see the whole closure: it decides by the last one.
+        syncer.filters = base.with_closure(grow(previous, roots, roots))
+        return
+    targets = base.targets() or default_targets()
+    wants: dict[NormalizedName, Want] = dict(roots)
+    used: dict[NormalizedName, Want] = {}
+    unresolved: set[NormalizedName] = set()
+    round_number = 0
+    while todo := {n: w for n, w in wants.items() if used.get(n) != w}:
+        round_number += 1
+        widened = {n: w.merge(previous[n]) if n in previous else w for n, w in wants.items()}
+        await _sync_round(syncer, base.with_closure(widened), todo, widened, used, round_number)
+        for name, want in todo.items():
+            documents, blind = _kept_metadata(syncer, name, want)
+            if blind:
+                unresolved.add(name)
+            wants = grow(wants, dependencies(documents, want, targets), roots)
+    final = base.with_closure(wants)
+    narrowed = {n: w for n, w in wants.items() if used.get(n) != w}
+    if narrowed:
+        await _sync_round(syncer, final, narrowed, wants, used, round_number + 1)
+    syncer.filters = final
+    syncer.report.unresolved = sorted(unresolved)
+    missing = sorted(n for n in wants if syncer.state.upstream_entry(n) is None)
+    if missing:
+        syncer.reporter.info(f"dependency closure: {len(missing)} projects not on the upstream, e.g. {missing[0]}")
+    syncer.reporter.info(f"dependency closure: {len(wants)} projects after {round_number} rounds")
+    if not syncer.options.dry_run:
+        syncer.state.replace_closure((name, want.key()) for name, want in sorted(wants.items()))
+
+
+async def _sync_round(
+    syncer: Syncer,
+    chain: FilterChain,
+    todo: Mapping[NormalizedName, Want],
+    applied: Mapping[NormalizedName, Want],
+    used: dict[NormalizedName, Want],
+    number: int,
+) -> None:
+    syncer.filters = chain
+    syncer.state.store_work(_work(syncer, todo, applied, used))
+    count = syncer.state.count_work(Action.SYNC)
+    syncer.report.planned += count
+    if number == 1:
+        syncer.reporter.start(count, 0)
+    else:
+        syncer.reporter.info(f"dependency closure: round {number}, {count} projects to sync")
+    await syncer._sync_all()
+    for name in todo:
+        used[name] = applied[name]
+
+
+def _work(
+    syncer: Syncer,
+    todo: Mapping[NormalizedName, Want],
+    applied: Mapping[NormalizedName, Want],
+    used: Mapping[NormalizedName, Want],
+) -> Iterator[IndexChange]:
+    stored = {NormalizedName(n): Want.from_key(t) for n, t in syncer.state.closure().items()}
+    refilter = syncer.options.force_check or syncer.filters_changed()
+    for name in sorted(todo):
+        entry = syncer.state.upstream_entry(name)
+        if entry is None:
+            continue
+        local = syncer.state.local_project(name)
+        # The kept releases depend on the want: one other than when the project was last synced re-plans it.
+        last = used.get(name, stored.get(name))
+        replan = refilter or last != applied[name]
+        stale = local is None or local.serial is None or entry.serial is None or entry.serial > local.serial
+        if replan or stale:
+            if replan:
+                syncer.replan.add(name)
+            yield IndexChange(Action.SYNC, name, entry.serial)
+
+
+def _kept_metadata(syncer: Syncer, name: NormalizedName, want: Want) -> tuple[list[bytes], bool]:
+    """The metadata documents of the project's files on disk in versions ``want`` allows.
+
+    The second value is True when some such release has no metadata at all (sdist only): its
+    dependencies cannot be known without building it.
+    """
+    files = syncer.state.project_files(name)
+    documents: list[bytes] = []
+    described: dict[str, bool] = {}
+    for path in files:
+        if path.endswith(layout.METADATA_SUFFIX):
+            continue
+        version = file_version(path.rpartition("/")[2])
+        if not want.allows(version):
+            continue
+        meta = layout.metadata_path(path)
+        has = meta in files
+        described[version] = described.get(version, False) or has
+        if has:
+            documents.append(b"".join(syncer.storage.read(meta)))
+    return documents, not all(described.values())
