@@ -35,10 +35,11 @@ async def sync_closure(syncer: Syncer) -> None:
         return
     targets = base.targets() or default_targets()
     wants: dict[NormalizedName, Want] = dict(roots)
-    used: dict[NormalizedName, Want] = {}
+    read: dict[NormalizedName, Want] = {}  # the want each project's dependencies were read for
+    used: dict[NormalizedName, Want] = {}  # the want each project was last synced with in this run
     unresolved: set[NormalizedName] = set()
     round_number = 0
-    while todo := {n: w for n, w in wants.items() if used.get(n) != w}:
+    while todo := {n: w for n, w in wants.items() if read.get(n) != w}:
         round_number += 1
         widened = {n: w.merge(previous[n]) if n in previous else w for n, w in wants.items()}
         await _sync_round(syncer, base.with_closure(widened), todo, widened, used, round_number)
@@ -46,6 +47,7 @@ async def sync_closure(syncer: Syncer) -> None:
             documents, blind = _kept_metadata(syncer, name, want)
             if blind:
                 unresolved.add(name)
+            read[name] = want
             wants = grow(wants, dependencies(documents, want, targets), roots)
     final = base.with_closure(wants)
     narrowed = {n: w for n, w in wants.items() if used.get(n) != w}
