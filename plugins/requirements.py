@@ -26,7 +26,7 @@ def parse_inline(lines: tuple[str, ...], key: str) -> list[Requirement]:
 def parse_file(text: str, source: str, warn: Callable[[str], None]) -> list[Requirement]:
     """pip's format, reduced to what names projects: options, URLs and paths are skipped with a warning."""
     found = []
-    for number, raw in enumerate(_logical_lines(text), start=1):
+    for number, raw in _logical_lines(text):
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
@@ -46,17 +46,19 @@ def parse_file(text: str, source: str, warn: Callable[[str], None]) -> list[Requ
     return found
 
 
-def _logical_lines(text: str) -> list[str]:
-    """Lines with backslash continuations joined; joined lines keep the number of their first line."""
-    lines, pending = [], ""
-    for raw in text.splitlines():
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Lines with backslash continuations joined, each with the number of its first physical line."""
+    lines: list[tuple[int, str]] = []
+    pending, first = "", 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        first = first or number
         if raw.endswith("\\"):
             pending += raw[:-1] + " "
             continue
-        lines.append(pending + raw)
-        pending = ""
+        lines.append((first, pending + raw))
+        pending, first = "", 0
     if pending:
-        lines.append(pending)
+        lines.append((first, pending))
     return lines
 
 
