@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mirror_plugins import environments, names, projects, releases, size, yanked
 from packaging.utils import canonicalize_name
 
 from mirror.core.filters import FilterChain, ProjectFilter
 from mirror.errors import ConfigError
 from mirror.testing import build, dist, explain, kept, page
-from mirror_plugins import environments, names, projects, releases, size, yanked
 
 N = canonicalize_name
 
@@ -50,7 +50,9 @@ def test_allowlist_reads_requirements_files_and_warns_about_what_it_skips(tmp_pa
     ]
     assert plugin.filter_project(N("urllib3")) is None  # type: ignore[attr-defined]
     assert len(warnings) == 6
-    assert warnings[0].endswith("requirements.txt:3: '-r other.txt' skipped: options, URLs and paths name no project on the index")
+    assert warnings[0].endswith(
+        "requirements.txt:3: '-r other.txt' skipped: options, URLs and paths name no project on the index"
+    )
     assert any(":10: 'not a requirement!!' skipped: not a requirement" in w for w in warnings)
 
 
@@ -110,9 +112,7 @@ def test_environments_keep_what_a_target_can_install() -> None:
 
 
 def test_environments_honour_requires_python() -> None:
-    plugin = build(
-        environments.environments, {"targets": [{"python": "3.11", "platform": "manylinux_2_28_x86_64"}]}
-    )
+    plugin = build(environments.environments, {"targets": [{"python": "3.11", "platform": "manylinux_2_28_x86_64"}]})
     old = dist("y-1.0-py3-none-any.whl", requires_python=">=3.12")
     new = dist("y-2.0-py3-none-any.whl", requires_python=">=3.9")
     sdist = dist("y-2.0.tar.gz", requires_python=">=3.9")

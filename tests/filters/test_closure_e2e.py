@@ -164,9 +164,7 @@ def test_upstream_changes_grow_and_shrink_the_closure(upstream: FakePyPI, mirror
 
 
 @pytest.mark.parametrize("explain", ["helper", "unrelated"])
-def test_explain_names_the_filter_and_the_reason(
-    upstream: FakePyPI, mirror: Mirror, capsys, explain: str
-) -> None:
+def test_explain_names_the_filter_and_the_reason(upstream: FakePyPI, mirror: Mirror, capsys, explain: str) -> None:
     seed(upstream)
     write_config(mirror, upstream)
     assert mirror.run("sync") == EXIT_OK

@@ -83,10 +83,18 @@ def test_marker_environment_of_a_target() -> None:
 
 def test_platform_expansion_follows_installers() -> None:
     linux = expand_platform("manylinux_2_28_x86_64")
-    assert linux[0] == "manylinux_2_28_x86_64" and linux[-3:] == ["manylinux1_x86_64", "manylinux2010_x86_64", "manylinux2014_x86_64"]
+    assert linux[0] == "manylinux_2_28_x86_64" and linux[-3:] == [
+        "manylinux1_x86_64",
+        "manylinux2010_x86_64",
+        "manylinux2014_x86_64",
+    ]
     assert "manylinux_2_29_x86_64" not in linux
     assert expand_platform("manylinux2014_aarch64")[0] == "manylinux_2_17_aarch64"
-    assert expand_platform("musllinux_1_2_aarch64") == ["musllinux_1_2_aarch64", "musllinux_1_1_aarch64", "musllinux_1_0_aarch64"]
+    assert expand_platform("musllinux_1_2_aarch64") == [
+        "musllinux_1_2_aarch64",
+        "musllinux_1_1_aarch64",
+        "musllinux_1_0_aarch64",
+    ]
     assert "macosx_11_0_universal2" in expand_platform("macosx_14_0_arm64")
     assert len(default_targets()) == 20
 
