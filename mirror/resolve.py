@@ -99,7 +99,7 @@ def _work(
         local = syncer.state.local_project(name)
         # The kept releases depend on the want: one other than when the project was last synced re-plans it.
         last = used.get(name, stored.get(name))
-        replan = refilter or last != applied[name]
+        replan = refilter or last != applied[name] or name in syncer.replan
         stale = local is None or local.serial is None or entry.serial is None or entry.serial > local.serial
         if replan or stale:
             if replan:

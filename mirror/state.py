@@ -43,6 +43,7 @@ CREATE INDEX IF NOT EXISTS files_project ON files (project);
 CREATE TABLE IF NOT EXISTS upstream (name TEXT PRIMARY KEY, serial INTEGER);
 CREATE TABLE IF NOT EXISTS work (id INTEGER PRIMARY KEY, action TEXT NOT NULL, name TEXT NOT NULL, serial INTEGER);
 CREATE TABLE IF NOT EXISTS journal (dir TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS recheck (name TEXT PRIMARY KEY, due TEXT NOT NULL);  -- filter drops that expire
 CREATE TABLE IF NOT EXISTS closure (name TEXT PRIMARY KEY, want TEXT NOT NULL);  -- the last run's dependency closure
 """
 _BATCH_ROWS = 500
@@ -252,6 +253,20 @@ class State:
     def local_project(self, name: str) -> LocalProject | None:
         row = self._db.execute("SELECT serial, published FROM projects WHERE name = ?", (name,)).fetchone()
         return None if row is None else LocalProject(NormalizedName(name), row[0] if row[1] else None)
+
+    def set_recheck(self, name: str, due: str | None) -> None:
+        """Look at ``name`` again at ``due`` (ISO 8601 UTC) even if the upstream does not change it."""
+        if due is None:
+            self._db.execute("DELETE FROM recheck WHERE name = ?", (name,))
+        else:
+            self._db.execute("INSERT OR REPLACE INTO recheck (name, due) VALUES (?, ?)", (name, due))
+        self._wrote()
+
+    def due_rechecks(self, now: str) -> set[NormalizedName] | None:
+        """Projects due for a look at ``now``; None when nothing is scheduled at all."""
+        if self._db.execute("SELECT 1 FROM recheck LIMIT 1").fetchone() is None:
+            return None
+        return {NormalizedName(n) for (n,) in self._db.execute("SELECT name FROM recheck WHERE due <= ?", (now,))}
 
     def count_upstream_deletions(self) -> int:
         """Planned project deletions the upstream caused (it no longer lists them), not the filters."""

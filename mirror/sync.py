@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -113,6 +114,7 @@ class Syncer:
         self._claims: dict[str, str] = {}
         # Projects whose page must be fetched unconditionally: what the filters keep of it may have changed.
         self.replan: set[NormalizedName] = set()
+        self._rechecks_scheduled = False
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -121,7 +123,10 @@ class Syncer:
             self._clean_journal()
         root = await self._refresh_root()
         serial_mode = self.state.get_meta("serials") == "1"
-        if root.not_modified and serial_mode and self._was_clean() and not self._forced():
+        rechecks = self.state.due_rechecks(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        self._rechecks_scheduled = rechecks is not None
+        self.replan |= rechecks or set()
+        if root.not_modified and serial_mode and self._was_clean() and not self._forced() and not rechecks:
             self.reporter.info("upstream unchanged since the last complete run")
             return self._finish(root_serial=self.state.get_int("upstream_serial"))
         resolving = self.filters.dependency_roots() is not None
@@ -154,11 +159,15 @@ class Syncer:
     def filters_changed(self) -> bool:
         return self.state.get_meta("filters") != self._filters_key()
 
+    def _must_refetch(self, name: NormalizedName) -> bool:
+        return self.options.force_check or name in self.replan or self.filters_changed()
+
     def _filters_key(self) -> str:
         return repr(
             (
                 self.config.filters.enabled,
                 sorted((k, repr(v)) for k, v in self.config.filters.options.items()),
+                self.filters.fingerprint(),
             )
         )
 
@@ -177,7 +186,7 @@ class Syncer:
             if wanted is not None and local.name not in wanted:
                 continue
             # A forced check or changed filters: every project is looked at again.
-            yield LocalProject(local.name, None) if forced else local
+            yield LocalProject(local.name, None) if forced or local.name in self.replan else local
 
     def _wanted_names(self) -> set[NormalizedName] | None:
         if not self.options.projects:
@@ -318,7 +327,7 @@ class Syncer:
         if page is None:
             return "unchanged"
         plan = plan_project(
-            self.filters.filter_page(page),
+            self._filter(page),
             self.state.project_files(name),
             require_hashes=self.config.require_hashes,
         )
@@ -347,8 +356,7 @@ class Syncer:
         """The project's page, fresh enough for the serial the root promised; None if not modified."""
         url = urljoin(self.config.require_upstream(), f"{name}/")
         known = self.state.project(name)
-        refetch = self.options.force_check or name in self.replan or self.filters_changed()
-        conditional = promised is None and known is not None and not refetch
+        conditional = promised is None and known is not None and not self._must_refetch(name)
         etag, modified = (known[1], known[2]) if conditional and known else (None, None)
         for attempt in range(self.config.stale_retries + 1):
             response = await self._get(url, etag, modified, name)
@@ -487,6 +495,13 @@ class Syncer:
             self.report.deleted += 1
             self.reporter.project_done(change.name, "deleted", None)
         self._changed = True
+
+    def _filter(self, page: ProjectPage) -> ProjectPage:
+        kept, until = self.filters.filter_page_until(page)
+        if not self.options.dry_run and (until is not None or self._rechecks_scheduled):
+            self.state.set_recheck(page.name, until)
+            self._rechecks_scheduled = True
+        return kept
 
     def _report_dry_plan(self, name: NormalizedName, plan: ProjectPlan) -> None:
         local = self.state.project_files(name)

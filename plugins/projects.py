@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +26,9 @@ class Allowlist:
     def filter_project(self, name: NormalizedName) -> Decision | None:
         return None if name in self.wants else Decision(False, self.plugin, self.why)
 
+    def fingerprint(self) -> str:
+        return _fingerprint(self.plugin, self.wants)
+
     def filter_releases(self, project: NormalizedName, releases: Sequence[Release]) -> Mapping[str, Decision]:
         want = self.wants.get(project)
         if want is None or "" in want.specifiers:
@@ -45,8 +49,16 @@ class ResolvingAllowlist(Allowlist):
     def roots(self) -> Mapping[NormalizedName, Want]:
         return self.root_wants
 
+    def fingerprint(self) -> str:
+        # The closure changes within a run; the roots are what the config (and its files) asked for.
+        return _fingerprint(self.plugin, self.root_wants)
+
     def with_closure(self, closure: Mapping[NormalizedName, Want]) -> ResolvingAllowlist:
         return replace(self, wants=closure)
+
+
+def _fingerprint(plugin: str, wants: Mapping[NormalizedName, Want]) -> str:
+    return f"{plugin}: " + json.dumps(sorted((name, want.key()) for name, want in wants.items()))
 
 
 def allowlist(options: Mapping[str, Any], context: PluginContext) -> Allowlist:
@@ -76,6 +88,10 @@ class Blocklist:
 
     def filter_project(self, name: NormalizedName) -> Decision | None:
         return Decision(False, self.plugin, "in the blocklist") if name in self.whole else None
+
+    def fingerprint(self) -> str:
+        specs = sorted((name, sorted(map(str, specs))) for name, specs in self.versions.items())
+        return f"{self.plugin}: " + json.dumps([sorted(self.whole), specs])
 
     def filter_releases(self, project: NormalizedName, releases: Sequence[Release]) -> Mapping[str, Decision]:
         specs = self.versions.get(project, ())

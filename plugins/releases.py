@@ -85,8 +85,12 @@ class Cooldown:
             newest = max((f.upload_time for f in release.files if f.upload_time), default=None)
             if newest is not None and _utc(newest) > self.cutoff:
                 why = f"uploaded {newest}, less than {self.days:g} days ago (cooldown)"
-                dropped[release.version] = Decision(False, self.plugin, why)
+                dropped[release.version] = Decision(False, self.plugin, why, until=self._expiry(newest))
         return dropped
+
+    def _expiry(self, uploaded: str) -> str:
+        when = datetime.fromisoformat(_utc(uploaded).replace("Z", "+00:00")) + timedelta(days=self.days)
+        return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _utc(stamp: str) -> str:

@@ -37,6 +37,8 @@ class Decision:
     keep: bool
     plugin: str
     reason: str
+    until: str | None = None
+    """For a drop that time alone lifts (a cooldown): ISO 8601 UTC when the project must be looked at again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,16 @@ class DependencyRoots(Protocol):
     def roots(self) -> Mapping[NormalizedName, Want]: ...
 
     def with_closure(self, closure: Mapping[NormalizedName, Want]) -> object: ...
+
+
+@runtime_checkable
+class Fingerprinted(Protocol):
+    """A filter whose decisions depend on more than its config table (e.g. a requirements file's lines).
+
+    The fingerprint is stable text; when it changes, every project is looked at again.
+    """
+
+    def fingerprint(self) -> str: ...
 
 
 @runtime_checkable
@@ -194,6 +206,16 @@ class FilterChain:
             for name, want in plugin.roots().items():
                 roots[name] = roots[name].merge(want) if name in roots else want
         return roots
+
+    def fingerprint(self) -> str:
+        return "\n".join(p.fingerprint() for p in self.plugins if isinstance(p, Fingerprinted))
+
+    def filter_page_until(self, page: ProjectPage) -> tuple[ProjectPage, str | None]:
+        """The filtered page, and the earliest time a drop of it expires (None: no drop does)."""
+        verdicts = self.explain(page)
+        kept = tuple(v.file for v in verdicts if v.dropped is None)
+        until = min((v.dropped.until for v in verdicts if v.dropped is not None and v.dropped.until), default=None)
+        return replace(page, files=kept), until
 
     def targets(self) -> tuple[TargetEnvironment, ...]:
         return tuple(t for p in self.plugins if isinstance(p, TargetProvider) for t in p.targets())

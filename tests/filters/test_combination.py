@@ -7,6 +7,7 @@ for the targets and are out of quarantine, and the closure follows only the rele
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 from mirror.errors import EXIT_CONFIG, EXIT_OK
@@ -74,3 +75,35 @@ def test_unknown_plugin_and_bad_option_are_config_errors(upstream: FakePyPI, mir
     assert "[filters.latest] count must be at least 1, not -2" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (mirror.root / "m" / "web" / "simple").exists()
+
+
+def test_cooldown_admits_a_release_once_it_expires_without_an_upstream_change(
+    upstream: FakePyPI, mirror: Mirror
+) -> None:
+    upstream.add_release("app", "1.0", upload_time=days_ago(30))
+    upstream.add_release("app", "2.0", upload_time=days_ago(1 - 2 / 86400))  # out of quarantine in 2 s
+    configure(mirror, upstream, '["cooldown"]', "[filters.cooldown]\ndays = 1\n")
+    assert mirror.run("sync") == EXIT_OK
+    assert "app-2.0.tar.gz" not in page_files(mirror.web, "app")
+    upstream.clear_requests()
+    assert mirror.run("sync") == EXIT_OK  # not due yet: the one-request fast path
+    assert [r.path for r in upstream.requests] == ["/simple/"]
+    time.sleep(2.5)
+    assert mirror.run("sync") == EXIT_OK
+    assert "app-2.0.tar.gz" in page_files(mirror.web, "app")
+    check_tree(mirror.web)
+    upstream.clear_requests()
+    assert mirror.run("sync") == EXIT_OK
+    assert [r.path for r in upstream.requests] == ["/simple/"]
+
+
+def test_editing_a_requirements_file_is_a_filter_change(upstream: FakePyPI, mirror: Mirror) -> None:
+    upstream.add_release("app", "1.0")
+    upstream.add_release("other", "1.0")
+    (mirror.root / "requirements.txt").write_text("app\n")
+    configure(mirror, upstream, '["allowlist"]', '[filters.allowlist]\nrequirements = ["requirements.txt"]\n')
+    assert mirror.run("sync") == EXIT_OK
+    (mirror.root / "requirements.txt").write_text("app\nother\n")
+    assert mirror.run("sync") == EXIT_OK  # the upstream answers 304, the allowlist still grew
+    root = json.loads((mirror.web / "simple" / "index.v1_json").read_text())
+    assert {p["name"] for p in root["projects"]} == {"app", "other"}
