@@ -25,14 +25,15 @@ if TYPE_CHECKING:
     from mirror.sync import Syncer
 
 
-async def sync_closure(syncer: Syncer) -> None:
+async def sync_closure(syncer: Syncer) -> bool:
+    """True when the closure was synced; False when a run limited to some projects only decides by it."""
     base = syncer.filters
     roots = base.dependency_roots() or {}
     previous = {name: Want.from_key(text) for name, text in syncer.state.closure().items()}
     if syncer.options.projects:
         # A run limited to some projects cannot see the whole closure: it decides by the last one.
         syncer.filters = base.with_closure(grow(previous, roots, roots))
-        return
+        return False
     targets = base.targets() or default_targets()
     wants: dict[NormalizedName, Want] = dict(roots)
     read: dict[NormalizedName, Want] = {}  # the want each project's dependencies were read for
@@ -61,6 +62,7 @@ async def sync_closure(syncer: Syncer) -> None:
     syncer.reporter.info(f"dependency closure: {len(wants)} projects after {round_number} rounds")
     if not syncer.options.dry_run:
         syncer.state.replace_closure((name, want.key()) for name, want in sorted(wants.items()))
+    return True
 
 
 async def _sync_round(

@@ -115,6 +115,7 @@ class Syncer:
         # Projects whose page must be fetched unconditionally: what the filters keep of it may have changed.
         self.replan: set[NormalizedName] = set()
         self._rechecks_scheduled = False
+        self._refilter: bool | None = None
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -129,10 +130,10 @@ class Syncer:
         if root.not_modified and serial_mode and self._was_clean() and not self._forced() and not rechecks:
             self.reporter.info("upstream unchanged since the last complete run")
             return self._finish(root_serial=self.state.get_int("upstream_serial"))
-        resolving = self.filters.dependency_roots() is not None
-        if resolving:
-            # Syncs the closure round by round and leaves self.filters deciding by it.
-            await resolve.sync_closure(self)
+        resolving = False
+        if self.filters.dependency_roots() is not None:
+            # Syncs the closure round by round (unless the run names projects); self.filters then decides by it.
+            resolving = await resolve.sync_closure(self)
         changes = plan_index(self._upstream_entries(), self._local_entries())
         self.state.store_work(c for c in changes if not resolving or c.action is Action.DELETE)
         syncs, deletes = self.state.count_work(Action.SYNC), self.state.count_work(Action.DELETE)
@@ -157,7 +158,10 @@ class Syncer:
         return self.state.get_meta("clean") == "1" and self.state.get_meta("filters") == self._filters_key()
 
     def filters_changed(self) -> bool:
-        return self.state.get_meta("filters") != self._filters_key()
+        # Asked once per page fetch: the answer cannot change before the run records the new key.
+        if self._refilter is None:
+            self._refilter = self.state.get_meta("filters") != self._filters_key()
+        return self._refilter
 
     def _must_refetch(self, name: NormalizedName) -> bool:
         return self.options.force_check or name in self.replan or self.filters_changed()

@@ -194,3 +194,14 @@ def test_dry_run_prints_the_plan_and_writes_nothing(upstream: FakePyPI, mirror: 
     assert "would sync helper: +0 files (0 bytes), -2" in err
     assert "dry run:" in err and "delete 4 files/projects" in err
     assert all_filenames(mirror.web) == before
+
+
+def test_named_projects_are_judged_by_the_stored_closure(upstream: FakePyPI, mirror: Mirror) -> None:
+    seed(upstream)
+    write_config(mirror, upstream)
+    assert mirror.run("sync") == EXIT_OK
+    upstream.add_release("lib", "3.0")
+    assert mirror.run("sync", "lib", "unrelated") == EXIT_OK
+    assert "lib-3.0-py3-none-any.whl" in page_files(mirror.web, "lib")
+    assert mirrored(mirror.web) == CLOSURE
+    check_tree(mirror.web)
