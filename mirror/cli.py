@@ -176,14 +176,10 @@ def _warn(message: str) -> None:
 
 def _explain(config: Config, filters: FilterChain, project: str) -> int:
     from mirror.explain import explain_lines, fetch_page, with_stored_closure
+    from mirror.state import read_closure
 
-    db = config.state_dir / STATE_DB
-    if filters.dependency_roots() is not None and db.exists():
-        state = State(db, dry_run=True)
-        try:
-            filters = with_stored_closure(filters, state.closure())
-        finally:
-            state.close()
+    if filters.dependency_roots() is not None:
+        filters = with_stored_closure(filters, read_closure(config.state_dir / STATE_DB))
 
     async def fetch() -> ProjectPage:
         return await fetch_page(config, project)

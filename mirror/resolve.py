@@ -50,6 +50,9 @@ async def sync_closure(syncer: Syncer) -> bool:
                 unresolved.add(name)
             read[name] = want
             wants = grow(wants, dependencies(documents, want, targets), roots)
+    if syncer.report.failed or syncer.report.deferred:
+        # A project that failed may need what the last closure held: nothing of that goes this run.
+        wants = grow(wants, previous, {})
     final = base.with_closure(wants)
     narrowed = {n: w for n, w in wants.items() if used.get(n) != w}
     if narrowed:

@@ -290,6 +290,20 @@ class State:
         self.commit()
 
 
+def read_closure(path: Path) -> dict[NormalizedName, str]:
+    """The stored closure, read-only (for ``--explain``, which must not wait for a running sync)."""
+    if not path.exists():
+        return {}
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            return {NormalizedName(n): w for n, w in db.execute("SELECT name, want FROM closure")}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return {}  # no closure stored yet (or an older state): decide by the roots
+
+
 class Lock:
     """An exclusive, non-blocking lock on ``state/lock``; the kernel drops it if the process dies."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror.errors import EXIT_OK
+from mirror.errors import EXIT_OK, EXIT_PARTIAL
 from tests.conftest import Mirror, StaticServer, check_tree, clean_env, page_files
 from tests.fakepypi import FakePyPI
 
@@ -49,9 +49,15 @@ CLOSURE = {"app", "lib", "helper", "fast", "speedup", "oldpy"}
 
 
 def write_config(
-    mirror: Mirror, upstream: FakePyPI, *, projects: str = '["app"]', targets=TARGETS, sdists: bool = False
+    mirror: Mirror,
+    upstream: FakePyPI,
+    *,
+    projects: str = '["app"]',
+    targets=TARGETS,
+    sdists: bool = False,
+    **mirror_keys: object,
 ) -> None:
-    mirror.write_config(upstream.simple_url)
+    mirror.write_config(upstream.simple_url, **mirror_keys)
     rows = ", ".join(f'{{ python = "{p}", platform = "{pl}" }}' for p, pl in targets)
     with mirror.config.open("a") as handle:
         handle.write(
@@ -205,3 +211,19 @@ def test_named_projects_are_judged_by_the_stored_closure(upstream: FakePyPI, mir
     assert "lib-3.0-py3-none-any.whl" in page_files(mirror.web, "lib")
     assert mirrored(mirror.web) == CLOSURE
     check_tree(mirror.web)
+
+
+def test_a_failing_project_keeps_the_last_closure(upstream: FakePyPI, mirror: Mirror) -> None:
+    seed(upstream)
+    write_config(mirror, upstream, retries=0)
+    assert mirror.run("sync") == EXIT_OK
+    before = all_filenames(mirror.web)
+    upstream.add_release("lib", "3.0", requires_dist=["newdep"])
+    upstream.add_release("newdep", "1.0")
+    upstream.faults.fail("/simple/lib/", status=500, count=100)
+    assert mirror.run("sync") == EXIT_PARTIAL
+    check_tree(mirror.web)
+    assert mirrored(mirror.web) == CLOSURE and all_filenames(mirror.web) == before
+    upstream.faults.clear()
+    assert mirror.run("sync") == EXIT_OK
+    assert mirrored(mirror.web) == CLOSURE | {"newdep"}
