@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from packaging.requirements import Requirement  # noqa: E402
+
 from mirror.cli import main  # noqa: E402
 from tests.fakepypi import FakePyPI  # noqa: E402
 
@@ -115,12 +117,12 @@ GRAPH: dict[str, tuple[bool, list[str]]] = {
 REQUIREMENTS = """\
 # what a web team runs: 30 lines, pinned loosely, with comments, extras and an option pip would use
 --index-url https://pypi.org/simple/
-django>=4.2,<6
+django
 requests[socks]
 fastapi
 uvicorn[standard]
 pandas
-sqlalchemy>=2
+sqlalchemy
 celery[redis]
 boto3
 pytest
@@ -143,7 +145,7 @@ aiohttp
 structlog
 grpcio
 protobuf
-pydantic>=2
+pydantic
 """
 TARGETS = (
     '[{ python = "3.12", platform = "manylinux_2_28_x86_64" },'
@@ -153,12 +155,20 @@ TAGS = [f"cp3{m}-cp3{m}-{p}" for m in (10, 11, 12, 13) for p in (
     "manylinux_2_17_x86_64", "manylinux_2_17_aarch64", "macosx_11_0_arm64", "win_amd64")]  # fmt: skip
 
 
+def unpinned(requirement: str) -> str:
+    """The requirement without its version specifier: the fake releases are 1.0, 1.1, ..., which the
+    real ranges (``pydantic-core==2.20.1``) would not match; names, extras and markers stay."""
+    parsed = Requirement(requirement)
+    extras = f"[{','.join(sorted(parsed.extras))}]" if parsed.extras else ""
+    return f"{parsed.name}{extras}" + (f"; {parsed.marker}" if parsed.marker else "")
+
+
 def populate(up: FakePyPI, releases: int, noise: int) -> int:
     files = 0
     for name, (compiled, requires) in GRAPH.items():
         for minor in range(releases):
             tags = TAGS if compiled else ["py3-none-any"]
-            up.add_release(name, f"1.{minor}", requires_dist=requires, wheel_tags=tags)
+            up.add_release(name, f"1.{minor}", requires_dist=[unpinned(r) for r in requires], wheel_tags=tags)
             files += len(tags) + 1
     for i in range(noise):
         up.add_release(f"unrelated-{i:05d}", "1.0", sdist=False)
@@ -170,11 +180,13 @@ def sync(config: Path) -> tuple[float, str]:
     err = io.StringIO()
     started = time.perf_counter()
     with redirect_stderr(err):
-        code = main(["--config", str(config), "-q", "sync"])
+        code = main(["--config", str(config), "sync"])
     took = time.perf_counter() - started
     if code != 0:
         raise SystemExit(f"sync failed ({code}):\n{err.getvalue()}")
-    return took, err.getvalue().strip().splitlines()[-1]
+    lines = err.getvalue().strip().splitlines()
+    closure = [line for line in lines if line.startswith("dependency closure:") and "after" in line]
+    return took, " | ".join([*closure, lines[-1]])
 
 
 def run(releases: int, noise: int) -> dict[str, object]:
