@@ -10,16 +10,19 @@ narrower are re-planned once at the end. The closure is stored for the next run 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
+import anyio
 from packaging.utils import NormalizedName
 
 from mirror.core import layout
 from mirror.core.closure import Want, dependencies, grow
 from mirror.core.environments import default_targets
 from mirror.core.filters import FilterChain, file_version
-from mirror.core.plan import Action, IndexChange
+from mirror.core.plan import Action, Download, IndexChange
+from mirror.errors import MirrorError
+from mirror.http import TransientError
 
 if TYPE_CHECKING:
     from mirror.sync import Syncer
@@ -35,6 +38,8 @@ async def sync_closure(syncer: Syncer) -> bool:
         syncer.filters = base.with_closure(grow(previous, roots, roots))
         return False
     targets = base.targets() or default_targets()
+    if syncer.options.dry_run:
+        syncer.dry_plans = {}
     wants: dict[NormalizedName, Want] = dict(roots)
     read: dict[NormalizedName, Want] = {}  # the want each project's dependencies were read for
     used: dict[NormalizedName, Want] = {}  # the want each project was last synced with in this run
@@ -44,8 +49,11 @@ async def sync_closure(syncer: Syncer) -> bool:
         round_number += 1
         widened = {n: w.merge(previous[n]) if n in previous else w for n, w in wants.items()}
         await _sync_round(syncer, base.with_closure(widened), todo, widened, used, round_number)
+        fetched = await _dry_metadata(syncer, todo) if syncer.options.dry_run else {}
         for name, want in todo.items():
             documents, blind = _kept_metadata(syncer, name, want)
+            documents += fetched.get(name, [])
+            blind = blind and name not in fetched
             if blind:
                 unresolved.add(name)
             read[name] = want
@@ -110,6 +118,42 @@ def _work(
             if replan:
                 syncer.replan.add(name)
             yield IndexChange(Action.SYNC, name, entry.serial)
+
+
+async def _dry_metadata(syncer: Syncer, names: Iterable[NormalizedName]) -> dict[NormalizedName, list[bytes]]:
+    """For a dry run: the metadata the planned downloads would bring, fetched into memory (written nowhere)."""
+    plans = syncer.dry_plans or {}
+    found: dict[NormalizedName, list[bytes]] = {}
+
+    async def fetch(name: NormalizedName, download: Download) -> None:
+        writer = _MemoryWriter()
+        try:
+            if await syncer.upstream.download(download.url, lambda: writer, None, download.hashes) is not None:
+                found.setdefault(name, []).append(writer.body)
+        except (TransientError, MirrorError) as exc:
+            syncer.reporter.info(f"dry run: cannot read {download.url} ({exc}); its dependencies are not planned")
+
+    async with anyio.create_task_group() as group:
+        for name in names:
+            plan = plans.get(name)
+            for download in plan.metadata if plan is not None else ():
+                group.start_soon(fetch, name, download)
+    return found
+
+
+class _MemoryWriter:
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self.body = b""
+
+    def write(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+
+    def commit(self) -> None:
+        self.body = b"".join(self._chunks)
+
+    def abort(self) -> None:
+        self._chunks.clear()
 
 
 def _kept_metadata(syncer: Syncer, name: NormalizedName, want: Want) -> tuple[list[bytes], bool]:

@@ -116,6 +116,8 @@ class Syncer:
         self.replan: set[NormalizedName] = set()
         self._rechecks_scheduled = False
         self._refilter: bool | None = None
+        # A dry run resolving a closure keeps each plan, to read the metadata it would fetch.
+        self.dry_plans: dict[NormalizedName, ProjectPlan] | None = None
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -515,6 +517,8 @@ class Syncer:
         self.report.would_download_bytes += add_bytes
         self.report.would_delete += drop
         self.report.would_delete_bytes += drop_bytes
+        if self.dry_plans is not None:
+            self.dry_plans[name] = plan
         if add or drop:
             self.reporter.info(f"would sync {name}: +{add} files ({add_bytes} bytes), -{drop} ({drop_bytes} bytes)")
 

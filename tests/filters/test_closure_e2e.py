@@ -227,3 +227,13 @@ def test_a_failing_project_keeps_the_last_closure(upstream: FakePyPI, mirror: Mi
     upstream.faults.clear()
     assert mirror.run("sync") == EXIT_OK
     assert mirrored(mirror.web) == CLOSURE | {"newdep"}
+
+
+def test_dry_run_of_a_new_mirror_plans_the_whole_closure(upstream: FakePyPI, mirror: Mirror, capsys) -> None:
+    seed(upstream)
+    write_config(mirror, upstream)
+    assert mirror.run("sync", "--dry-run") == EXIT_OK
+    err = capsys.readouterr().err
+    planned = {line.split()[2].rstrip(":") for line in err.splitlines() if line.startswith("would sync ")}
+    assert planned == CLOSURE
+    assert not (mirror.web / "simple").exists() and not (mirror.web / "packages").exists()
