@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror.errors import EXIT_OK, EXIT_PARTIAL
+from mirror.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_PARTIAL
 from tests.conftest import Mirror, StaticServer, check_tree, clean_env, page_files
 from tests.fakepypi import FakePyPI
 
@@ -237,3 +237,15 @@ def test_dry_run_of_a_new_mirror_plans_the_whole_closure(upstream: FakePyPI, mir
     planned = {line.split()[2].rstrip(":") for line in err.splitlines() if line.startswith("would sync ")}
     assert planned == CLOSURE
     assert not (mirror.web / "simple").exists() and not (mirror.web / "packages").exists()
+
+
+def test_deletions_the_upstream_causes_still_trip_the_guard(upstream: FakePyPI, mirror: Mirror, capsys) -> None:
+    seed(upstream)
+    write_config(mirror, upstream)
+    assert mirror.run("sync") == EXIT_OK
+    before = all_filenames(mirror.web)
+    for name in ("helper", "speedup", "oldpy"):
+        upstream.remove_project(name)
+    assert mirror.run("sync") == EXIT_ENVIRONMENT
+    assert "refusing to delete 3 of 6 projects" in capsys.readouterr().err
+    assert mirrored(mirror.web) == CLOSURE and all_filenames(mirror.web) == before
