@@ -13,6 +13,7 @@ import pytest
 from mirror.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_PARTIAL
 from tests.conftest import Mirror, StaticServer, check_tree, clean_env, page_files
 from tests.fakepypi import FakePyPI
+from tests.integration.test_installers import uv_binary
 
 X86 = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
 ARM = "cp313-cp313-manylinux_2_17_aarch64.manylinux2014_aarch64"
@@ -123,6 +124,34 @@ def test_closure_for_two_environments_installs_offline(upstream: FakePyPI, mirro
     upstream.clear_requests()
     assert mirror.run("sync") == EXIT_OK
     assert [(r.path, r.status) for r in upstream.requests] == [("/simple/", 304)]
+
+
+def uv_compile(index: str, python: str, platform: str, tmp_path: Path) -> set[str]:
+    """uv resolves for the target interpreter (markers included) from the mirror alone; the pinned names."""
+    (tmp_path / "in.txt").write_text("app\n")
+    result = subprocess.run(
+        [
+            uv_binary(), "pip", "compile", "--no-build", "--python", sys.executable, "--python-version", python,
+            "--python-platform", platform,
+            "--index-url", index, "--no-header", "--no-annotate", str(tmp_path / "in.txt"),
+        ],
+        capture_output=True, text=True, env={**clean_env(tmp_path), "UV_PYTHON_DOWNLOADS": "never"}, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {line.split("==")[0] for line in result.stdout.splitlines() if "==" in line}
+
+
+def test_the_closure_is_exactly_what_uv_resolves_for_the_targets(
+    upstream: FakePyPI, mirror: Mirror, tmp_path: Path
+) -> None:
+    seed(upstream)
+    write_config(mirror, upstream)
+    assert mirror.run("sync") == EXIT_OK
+    with StaticServer(mirror.web) as static:
+        x86 = uv_compile(static.simple_url, "3.11", "x86_64-manylinux_2_28", tmp_path)
+        arm = uv_compile(static.simple_url, "3.13", "aarch64-manylinux_2_28", tmp_path)
+    assert x86 == CLOSURE and arm == CLOSURE - {"oldpy"}
+    assert x86 | arm == mirrored(mirror.web)
 
 
 def test_reconcile_narrow_then_widen(upstream: FakePyPI, mirror: Mirror) -> None:
