@@ -66,6 +66,8 @@ async def sync_closure(syncer: Syncer) -> bool:
     if narrowed:
         await _sync_round(syncer, final, narrowed, wants, used, round_number + 1)
     syncer.filters = final
+    for name, plan in sorted((syncer.dry_plans or {}).items()):
+        syncer.report_dry_plan(name, plan)
     syncer.report.unresolved = sorted(unresolved)
     missing = sorted(n for n in wants if syncer.state.upstream_entry(n) is None)
     if missing:

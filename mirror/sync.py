@@ -510,6 +510,12 @@ class Syncer:
         return kept
 
     def _report_dry_plan(self, name: NormalizedName, plan: ProjectPlan) -> None:
+        if self.dry_plans is not None:
+            self.dry_plans[name] = plan  # a closure may plan a project twice: reported once, at its end
+            return
+        self.report_dry_plan(name, plan)
+
+    def report_dry_plan(self, name: NormalizedName, plan: ProjectPlan) -> None:
         local = self.state.project_files(name)
         add, add_bytes = len(plan.fetches), sum(d.size or 0 for d in plan.downloads)
         drop, drop_bytes = len(plan.deletes), sum(local[p].size for p in plan.deletes if p in local)
@@ -517,8 +523,6 @@ class Syncer:
         self.report.would_download_bytes += add_bytes
         self.report.would_delete += drop
         self.report.would_delete_bytes += drop_bytes
-        if self.dry_plans is not None:
-            self.dry_plans[name] = plan
         if add or drop:
             self.reporter.info(f"would sync {name}: +{add} files ({add_bytes} bytes), -{drop} ({drop_bytes} bytes)")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.parser import BytesHeaderParser
 
 from packaging.markers import Marker, UndefinedComparison, UndefinedEnvironmentName
@@ -26,15 +26,18 @@ class Want:
 
     specifiers: frozenset[str] = frozenset({""})
     extras: frozenset[str] = frozenset()
+    targets: frozenset[int] | None = None
+    """Which target environments (by position) need it; None: all of them (what an allowlist asks)."""
 
     @classmethod
-    def of(cls, requirement: Requirement) -> Want:
+    def of(cls, requirement: Requirement, targets: frozenset[int] | None = None) -> Want:
         extras = frozenset(canonicalize_name(e) for e in requirement.extras)
-        return cls(frozenset({str(requirement.specifier)}), extras)
+        return cls(frozenset({str(requirement.specifier)}), extras, targets)
 
     def merge(self, other: Want) -> Want:
         specifiers = frozenset({""}) if "" in self.specifiers | other.specifiers else self.specifiers | other.specifiers
-        return Want(specifiers, self.extras | other.extras)
+        targets = None if self.targets is None or other.targets is None else self.targets | other.targets
+        return Want(specifiers, self.extras | other.extras, targets)
 
     def allows(self, version: str) -> bool:
         if "" in self.specifiers:
@@ -52,12 +55,14 @@ class Want:
 
     def key(self) -> str:
         """A stable text form, to store and to compare with the last run's."""
-        return json.dumps([sorted(self.specifiers), sorted(self.extras)])
+        targets = None if self.targets is None else sorted(self.targets)
+        return json.dumps([sorted(self.specifiers), sorted(self.extras), targets])
 
     @classmethod
     def from_key(cls, text: str) -> Want:
-        specifiers, extras = json.loads(text)
-        return cls(frozenset(specifiers), frozenset(extras))
+        specifiers, extras, *rest = json.loads(text)
+        targets = frozenset(rest[0]) if rest and rest[0] is not None else None
+        return cls(frozenset(specifiers), frozenset(extras), targets)
 
 
 def _contains(specifier: str, version: Version) -> bool:
@@ -97,14 +102,21 @@ def applies(marker: Marker | None, targets: Sequence[TargetEnvironment], extras:
 def dependencies(
     documents: Iterable[bytes], want: Want, targets: Sequence[TargetEnvironment]
 ) -> dict[NormalizedName, Want]:
-    """What the kept releases of one project (their metadata ``documents``) need, merged by name."""
+    """What the kept releases of one project (their metadata ``documents``) need, merged by name.
+
+    Markers are evaluated for each target the project is needed on; a dependency is needed on
+    those where its marker holds, so a Windows-only dependency's own dependencies are judged
+    for Windows alone.
+    """
     found: dict[NormalizedName, Want] = {}
+    active = [(i, t) for i, t in enumerate(targets) if want.targets is None or i in want.targets]
     for document in documents:
         for requirement in requires_dist(document):
-            if not applies(requirement.marker, targets, want.extras):
+            where = frozenset(i for i, t in active if applies(requirement.marker, (t,), want.extras))
+            if not where:
                 continue
             name = canonicalize_name(requirement.name)
-            need = Want.of(requirement)
+            need = Want.of(requirement, where)
             found[name] = found[name].merge(need) if name in found else need
     return found
 
@@ -120,7 +132,7 @@ def grow(
         if name not in grown:
             grown[name] = need
         elif name in roots:
-            grown[name] = Want(grown[name].specifiers, grown[name].extras | need.extras)
+            grown[name] = replace(grown[name], extras=grown[name].extras | need.extras)
         else:
             grown[name] = grown[name].merge(need)
     return grown

@@ -42,7 +42,9 @@ def seed(up: FakePyPI) -> None:
         requires_dist=["speedup; extra == 'speed'", "slowpath; extra == 'slow'"],
         wheel_tags=["cp38-abi3-manylinux_2_17_x86_64", "cp38-abi3-manylinux_2_17_aarch64", "cp38-abi3-win_amd64"],
     )
-    for name in ("speedup", "slowpath", "winonly", "oldpy", "unrelated"):
+    # oldpy is needed on the 3.11 x86_64 target only: its aarch64-only dependency is needed nowhere.
+    up.add_release("oldpy", "1.0", requires_dist=["armextra; platform_machine == 'aarch64'"])
+    for name in ("speedup", "slowpath", "winonly", "armextra", "unrelated"):
         up.add_release(name, "1.0")
 
 

@@ -106,3 +106,15 @@ def test_wheel_support_and_requires_python() -> None:
     assert not LINUX_311.supports_wheel("not-a-wheel.whl")
     assert LINUX_311.allows_python(">=3.8,<3.12") and not LINUX_311.allows_python(">=3.12")
     assert LINUX_311.allows_python(None) and LINUX_311.allows_python("garbage>>")
+
+
+def test_dependencies_are_judged_only_for_the_targets_that_need_the_project() -> None:
+    targets = (LINUX_311, WIN_312)
+    everywhere = dependencies([METADATA], Want(), targets)
+    assert everywhere[N("colorama")].targets == frozenset({1}) and everywhere[N("idna")].targets == frozenset({0, 1})
+    linux_only = dependencies([METADATA], Want(targets=frozenset({0})), targets)
+    assert set(linux_only) == {"idna", "certifi"}
+    merged = Want(targets=frozenset({0})).merge(Want(targets=frozenset({1})))
+    assert merged.targets == frozenset({0, 1}) and Want().merge(merged).targets is None
+    assert Want.from_key(merged.key()) == merged
+    assert Want.from_key('[[""], []]') == Want()  # a closure stored before targets were recorded
