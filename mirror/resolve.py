@@ -51,12 +51,14 @@ async def sync_closure(syncer: Syncer) -> bool:
         await _sync_round(syncer, base.with_closure(widened), todo, widened, used, round_number)
         fetched = await _dry_metadata(syncer, todo) if syncer.options.dry_run else {}
         for name, want in todo.items():
+            read[name] = want
+            if not syncer.filters.keep_project(name):
+                continue  # another filter drops it (a blocklist): neither it nor its dependencies are mirrored
             documents, blind = _kept_metadata(syncer, name, want)
             documents += fetched.get(name, [])
             blind = blind and name not in fetched
             if blind:
                 unresolved.add(name)
-            read[name] = want
             wants = grow(wants, dependencies(documents, want, targets), roots)
     if syncer.report.failed or syncer.report.deferred:
         # A project that failed may need what the last closure held: nothing of that goes this run.
@@ -109,7 +111,7 @@ def _work(
     refilter = syncer.options.force_check or syncer.filters_changed()
     for name in sorted(todo):
         entry = syncer.state.upstream_entry(name)
-        if entry is None:
+        if entry is None or not syncer.filters.keep_project(name):
             continue
         local = syncer.state.local_project(name)
         # The kept releases depend on the want: one other than when the project was last synced re-plans it.

@@ -58,15 +58,18 @@ def write_config(
     projects: str = '["app"]',
     targets=TARGETS,
     sdists: bool = False,
+    blocked: str = "",
     **mirror_keys: object,
 ) -> None:
     mirror.write_config(upstream.simple_url, **mirror_keys)
     rows = ", ".join(f'{{ python = "{p}", platform = "{pl}" }}' for p, pl in targets)
+    block = f'[filters.blocklist]\nprojects = ["{blocked}"]\n' if blocked else ""
+    enabled = '["allowlist", "environments", "blocklist"]' if blocked else '["allowlist", "environments"]'
     with mirror.config.open("a") as handle:
         handle.write(
-            '[filters]\nenabled = ["allowlist", "environments"]\n'
+            f"[filters]\nenabled = {enabled}\n"
             f"[filters.allowlist]\nprojects = {projects}\ndependencies = true\n"
-            f"[filters.environments]\ntargets = [{rows}]\nsdists = {str(sdists).lower()}\n"
+            f"[filters.environments]\ntargets = [{rows}]\nsdists = {str(sdists).lower()}\n{block}"
         )
 
 
@@ -280,3 +283,19 @@ def test_deletions_the_upstream_causes_still_trip_the_guard(upstream: FakePyPI, 
     assert mirror.run("sync") == EXIT_ENVIRONMENT
     assert "refusing to delete 3 of 6 projects" in capsys.readouterr().err
     assert mirrored(mirror.web) == CLOSURE and all_filenames(mirror.web) == before
+
+
+def test_a_blocked_dependency_is_not_mirrored_nor_followed(upstream: FakePyPI, mirror: Mirror) -> None:
+    seed(upstream)
+    write_config(mirror, upstream, blocked="lib")
+    assert mirror.run("sync") == EXIT_OK
+    assert mirrored(mirror.web) == CLOSURE - {"lib", "helper"}
+    write_config(mirror, upstream)
+    assert mirror.run("sync") == EXIT_OK
+    assert mirrored(mirror.web) == CLOSURE
+    write_config(mirror, upstream, blocked="lib")
+    upstream.clear_requests()
+    assert mirror.run("sync") == EXIT_OK
+    assert mirrored(mirror.web) == CLOSURE - {"lib", "helper"}
+    assert "/simple/lib/" not in {r.path for r in upstream.requests}
+    check_tree(mirror.web)
