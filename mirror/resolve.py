@@ -37,47 +37,72 @@ async def sync_closure(syncer: Syncer) -> bool:
         # A run limited to some projects cannot see the whole closure: it decides by the last one.
         syncer.filters = base.with_closure(grow(previous, roots, roots))
         return False
-    targets = base.targets() or default_targets()
     if syncer.options.dry_run:
         syncer.dry_plans = {}
-    wants: dict[NormalizedName, Want] = dict(roots)
-    read: dict[NormalizedName, Want] = {}  # the want each project's dependencies were read for
-    used: dict[NormalizedName, Want] = {}  # the want each project was last synced with in this run
-    unresolved: set[NormalizedName] = set()
-    round_number = 0
-    while todo := {n: w for n, w in wants.items() if read.get(n) != w}:
-        round_number += 1
-        widened = {n: w.merge(previous[n]) if n in previous else w for n, w in wants.items()}
-        await _sync_round(syncer, base.with_closure(widened), todo, widened, used, round_number)
-        fetched = await _dry_metadata(syncer, todo) if syncer.options.dry_run else {}
-        for name, want in todo.items():
-            read[name] = want
-            if not syncer.filters.keep_project(name):
-                continue  # another filter drops it (a blocklist): neither it nor its dependencies are mirrored
-            documents, blind = _kept_metadata(syncer, name, want)
-            documents += fetched.get(name, [])
-            blind = blind and name not in fetched
-            if blind:
-                unresolved.add(name)
-            wants = grow(wants, dependencies(documents, want, targets), roots)
-    if syncer.report.failed or syncer.report.deferred:
-        # A project that failed may need what the last closure held: nothing of that goes this run.
-        wants = grow(wants, previous, {})
-    final = base.with_closure(wants)
-    narrowed = {n: w for n, w in wants.items() if used.get(n) != w}
-    if narrowed:
-        await _sync_round(syncer, final, narrowed, wants, used, round_number + 1)
-    syncer.filters = final
-    for name, plan in sorted((syncer.dry_plans or {}).items()):
-        syncer.report_dry_plan(name, plan)
-    syncer.report.unresolved = sorted(unresolved)
-    missing = sorted(n for n in wants if syncer.state.upstream_entry(n) is None)
-    if missing:
-        syncer.reporter.info(f"dependency closure: {len(missing)} projects not on the upstream, e.g. {missing[0]}")
-    syncer.reporter.info(f"dependency closure: {len(wants)} projects after {round_number} rounds")
-    if not syncer.options.dry_run:
-        syncer.state.replace_closure((name, want.key()) for name, want in sorted(wants.items()))
+    resolution = _Resolution(syncer, base, roots, previous)
+    await resolution.run()
+    resolution.conclude()
     return True
+
+
+class _Resolution:
+    """One run's closure: what is wanted, what was read, what each project was synced with."""
+
+    def __init__(
+        self,
+        syncer: Syncer,
+        base: FilterChain,
+        roots: Mapping[NormalizedName, Want],
+        previous: Mapping[NormalizedName, Want],
+    ) -> None:
+        self.syncer, self.base, self.roots, self.previous = syncer, base, roots, previous
+        self.targets = base.targets() or default_targets()
+        self.wants: dict[NormalizedName, Want] = dict(roots)
+        self.read: dict[NormalizedName, Want] = {}  # the want each project's dependencies were read for
+        self.used: dict[NormalizedName, Want] = {}  # the want each project was last synced with in this run
+        self.unresolved: set[NormalizedName] = set()
+        self.rounds = 0
+
+    async def run(self) -> None:
+        while todo := {n: w for n, w in self.wants.items() if self.read.get(n) != w}:
+            self.rounds += 1
+            widened = {n: w.merge(self.previous[n]) if n in self.previous else w for n, w in self.wants.items()}
+            await _sync_round(self.syncer, self.base.with_closure(widened), todo, widened, self.used, self.rounds)
+            fetched = await _dry_metadata(self.syncer, todo) if self.syncer.options.dry_run else {}
+            for name, want in todo.items():
+                self._follow(name, want, fetched.get(name))
+        if self.syncer.report.failed or self.syncer.report.deferred:
+            # A project that failed may need what the last closure held: nothing of that goes this run.
+            self.wants = grow(self.wants, self.previous, {})
+        narrowed = {n: w for n, w in self.wants.items() if self.used.get(n) != w}
+        if narrowed:
+            await _sync_round(
+                self.syncer, self.base.with_closure(self.wants), narrowed, self.wants, self.used, self.rounds + 1
+            )
+
+    def _follow(self, name: NormalizedName, want: Want, fetched: list[bytes] | None) -> None:
+        """Grow the wants by what the kept releases of ``name`` require."""
+        self.read[name] = want
+        if not self.syncer.filters.keep_project(name):
+            return  # another filter drops it (a blocklist): neither it nor its dependencies are mirrored
+        documents, blind = _kept_metadata(self.syncer, name, want)
+        if blind and not fetched:
+            self.unresolved.add(name)
+        found = dependencies([*documents, *(fetched or ())], want, self.targets)
+        self.wants = grow(self.wants, found, self.roots)
+
+    def conclude(self) -> None:
+        syncer = self.syncer
+        syncer.filters = self.base.with_closure(self.wants)
+        for name, plan in sorted((syncer.dry_plans or {}).items()):
+            syncer.report_dry_plan(name, plan)
+        syncer.report.unresolved = sorted(self.unresolved)
+        missing = sorted(n for n in self.wants if syncer.state.upstream_entry(n) is None)
+        if missing:
+            syncer.reporter.info(f"dependency closure: {len(missing)} projects not on the upstream, e.g. {missing[0]}")
+        syncer.reporter.info(f"dependency closure: {len(self.wants)} projects after {self.rounds} rounds")
+        if not syncer.options.dry_run:
+            syncer.state.replace_closure((name, want.key()) for name, want in sorted(self.wants.items()))
 
 
 async def _sync_round(
