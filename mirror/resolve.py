@@ -10,6 +10,7 @@ narrower are re-planned once at the end. The closure is stored for the next run 
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -188,8 +189,9 @@ class _MemoryWriter:
 def _kept_metadata(syncer: Syncer, name: NormalizedName, want: Want) -> tuple[list[bytes], bool]:
     """The metadata documents of the project's files on disk in versions ``want`` allows.
 
-    The second value is True when some such release has no metadata at all (sdist only): its
-    dependencies cannot be known without building it.
+    A wheel without a ``.metadata`` file (an upstream without PEP 658) is read for its own
+    ``METADATA``. The second value is True when some such release has no metadata at all (sdist
+    only): its dependencies cannot be known without building it.
     """
     files = syncer.state.project_files(name)
     documents: list[bytes] = []
@@ -201,8 +203,23 @@ def _kept_metadata(syncer: Syncer, name: NormalizedName, want: Want) -> tuple[li
         if not want.allows(version):
             continue
         meta = layout.metadata_path(path)
-        has = meta in files
-        described[version] = described.get(version, False) or has
-        if has:
-            documents.append(b"".join(syncer.storage.read(meta)))
+        document = b"".join(syncer.storage.read(meta)) if meta in files else _wheel_metadata(syncer, path)
+        described[version] = described.get(version, False) or document is not None
+        if document is not None:
+            documents.append(document)
     return documents, not all(described.values())
+
+
+def _wheel_metadata(syncer: Syncer, path: str) -> bytes | None:
+    """``*.dist-info/METADATA`` of a wheel on disk (zip reads only the directory and that member)."""
+    if not path.endswith(".whl"):
+        return None
+    try:
+        with zipfile.ZipFile(syncer.config.web / path) as wheel:
+            for member in wheel.namelist():
+                top, _, rest = member.partition("/")
+                if top.endswith(".dist-info") and rest == "METADATA":
+                    return wheel.read(member)
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return None

@@ -3,6 +3,7 @@ installers resolving from the served mirror alone, and reconciling when the filt
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 
 from mirror.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_PARTIAL
 from tests.conftest import Mirror, StaticServer, check_tree, clean_env, page_files
-from tests.fakepypi import FakePyPI
+from tests.fakepypi import BuiltFile, FakePyPI, build_wheel
 from tests.integration.test_installers import uv_binary
 
 X86 = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
@@ -299,3 +300,17 @@ def test_a_blocked_dependency_is_not_mirrored_nor_followed(upstream: FakePyPI, m
     assert mirrored(mirror.web) == CLOSURE - {"lib", "helper"}
     assert "/simple/lib/" not in {r.path for r in upstream.requests}
     check_tree(mirror.web)
+
+
+def test_wheels_without_pep658_metadata_are_read_for_their_dependencies(upstream: FakePyPI, mirror: Mirror) -> None:
+    def bare(built: BuiltFile) -> BuiltFile:
+        return dataclasses.replace(built, metadata=None)  # the upstream offers no .metadata for it
+
+    upstream.add_release("app", "1.0", files=[bare(build_wheel("app", "1.0", requires_dist=["lib"]))])
+    upstream.add_release("lib", "1.0", files=[bare(build_wheel("lib", "1.0", requires_dist=["helper"]))])
+    upstream.add_release("helper", "1.0")
+    upstream.add_release("unrelated", "1.0")
+    write_config(mirror, upstream, targets=TARGETS[:1], sdists=True)
+    assert mirror.run("sync") == EXIT_OK
+    assert mirrored(mirror.web) == {"app", "lib", "helper"}
+    assert "core-metadata" not in page_files(mirror.web, "app")["app-1.0-py3-none-any.whl"]
