@@ -20,6 +20,8 @@ from rich.filesize import decimal
 from mirror import __version__, metrics
 from mirror import config as config_mod
 from mirror.config import Config
+from mirror.core.filters import FilterChain
+from mirror.core.models import ProjectPage
 from mirror.errors import (
     EXIT_CONFIG,
     EXIT_ENVIRONMENT,
@@ -56,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("projects", nargs="*", metavar="PROJECT", help="only these projects")
     sync.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     sync.add_argument("--force-check", action="store_true", help="re-check every project, ignoring serials and ETags")
+    sync.add_argument(
+        "--explain", metavar="PROJECT", help="list every upstream file of PROJECT: kept or dropped, by whom, why"
+    )
 
     status = commands.add_parser("status", help="what the mirror holds and how the last run went")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -213,7 +218,9 @@ def _sync(config: Config, args: argparse.Namespace) -> int:
     from mirror.sync import Options, RunReport, Syncer
 
     config.require_upstream()
-    filters = load_chain(config.filters, str(config.source))
+    filters = load_chain(config.filters, str(config.source), warn=_warn)
+    if args.explain:
+        return _explain(config, filters, args.explain)
     _prepare_directory(config)
     options = Options(projects=tuple(args.projects), dry_run=args.dry_run, force_check=args.force_check)
     reporter = make_reporter(quiet=args.quiet, verbose=args.verbose)
@@ -276,6 +283,26 @@ def _serve(config: Config, host: str, port: int) -> int:
     return EXIT_OK
 
 
+def _warn(message: str) -> None:
+    print(f"mirror: warning: {message}", file=sys.stderr)
+
+
+def _explain(config: Config, filters: FilterChain, project: str) -> int:
+    from mirror.explain import explain_lines, fetch_page, with_stored_closure
+    from mirror.state import read_closure
+
+    if filters.dependency_roots() is not None:
+        filters = with_stored_closure(filters, read_closure(config.state_dir / STATE_DB))
+
+    async def fetch() -> ProjectPage:
+        return await fetch_page(config, project)
+
+    page = anyio.run(fetch, backend="asyncio")
+    for line in explain_lines(filters, page):
+        print(line)
+    return EXIT_OK
+
+
 def _summary(report: object, *, dry_run: bool) -> str:
     from mirror.sync import RunReport
 
@@ -284,8 +311,8 @@ def _summary(report: object, *, dry_run: bool) -> str:
     if dry_run:
         return (
             f"dry run: {report.planned} projects to check, would download {report.would_download} files "
-            f"({decimal(report.would_download_bytes)}), delete {report.would_delete} files/projects; "
-            f"{report.requests} requests"
+            f"({decimal(report.would_download_bytes)}), delete {report.would_delete} files/projects "
+            f"({decimal(report.would_delete_bytes)}); {report.requests} requests"
         )
     text = (
         f"sync {report.result}: {report.synced} projects synced, {report.unchanged} unchanged, "
@@ -296,6 +323,9 @@ def _summary(report: object, *, dry_run: bool) -> str:
     text += f"; {len(report.failed)} failed, {len(report.deferred)} deferred"
     if report.failed or report.deferred:
         text += " (retried next run)"
+    if report.unresolved:
+        shown = ", ".join(report.unresolved[:10]) + (", ..." if len(report.unresolved) > 10 else "")
+        text += f"; dependencies unknown (no metadata) for {len(report.unresolved)} projects: {shown}"
     return text
 
 

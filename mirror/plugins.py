@@ -1,22 +1,25 @@
 """Loading filter plugins from the ``mirror.filters.v1`` entry-point group.
 
 An entry point only locates a factory; the factory receives its own ``[filters.<name>]`` table
-and returns the filter object. Built-ins are loaded the same way as third-party plugins.
+and a :class:`~mirror.filter_api.PluginContext`, and returns the filter object. Built-ins are
+loaded the same way as third-party plugins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from mirror.config import FiltersConfig
-from mirror.core.filters import FileFilter, FilterChain, ProjectFilter
+from mirror.core.filters import FileFilter, FilterChain, PluginContext, ProjectFilter, ReleaseFilter
+from mirror.core.options import OptionError
 from mirror.errors import ConfigError
+from mirror.filter_api import GROUP
 
-GROUP = "mirror.filters.v1"
-
-Factory = Callable[[Mapping[str, Any]], object]
+Factory = Callable[[Mapping[str, Any], PluginContext], object]
 
 
 def available() -> dict[str, str]:
@@ -24,8 +27,15 @@ def available() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=GROUP)}
 
 
-def load_chain(config: FiltersConfig, source: str) -> FilterChain:
+def load_chain(
+    config: FiltersConfig,
+    source: str,
+    *,
+    warn: Callable[[str], None] = lambda _message: None,
+    now: datetime | None = None,
+) -> FilterChain:
     found = {ep.name: ep for ep in entry_points(group=GROUP)}
+    started = now or datetime.now(UTC)
     plugins: list[object] = []
     for name in config.enabled:
         if name not in found:
@@ -35,18 +45,21 @@ def load_chain(config: FiltersConfig, source: str) -> FilterChain:
             factory: Factory = found[name].load()
         except Exception as exc:
             raise ConfigError(f"{source}: filter plugin {name!r} failed to load: {exc}") from None
-        plugin = _build(name, factory, config.options.get(name, {}), source)
-        plugins.append(plugin)
+        context = PluginContext(name, Path(source).parent, started, warn)
+        plugins.append(build(name, factory, config.options.get(name, {}), context, source))
     return FilterChain(tuple(plugins))
 
 
-def _build(name: str, factory: Factory, options: Mapping[str, Any], source: str) -> object:
+def build(name: str, factory: Factory, options: Mapping[str, Any], context: PluginContext, source: str) -> object:
+    """Call one factory; whatever it rejects becomes a config error naming the plugin (and key)."""
     try:
-        plugin = factory(options)
+        plugin = factory(options, context)
     except ConfigError:
         raise
+    except OptionError as exc:
+        raise ConfigError(f"{source}: [filters.{name}] {exc}") from None
     except (TypeError, ValueError, KeyError) as exc:
         raise ConfigError(f"{source}: [filters.{name}] {exc}") from None
-    if not isinstance(plugin, ProjectFilter | FileFilter):
+    if not isinstance(plugin, ProjectFilter | ReleaseFilter | FileFilter):
         raise ConfigError(f"{source}: filter plugin {name!r} implements no filter protocol")
     return plugin

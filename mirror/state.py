@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS changes (
 CREATE INDEX IF NOT EXISTS changes_seq ON changes (seq);
 CREATE TABLE IF NOT EXISTS exports (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, serial INTEGER, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS imports (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, applied REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS recheck (name TEXT PRIMARY KEY, due TEXT NOT NULL);  -- filter drops that expire
+CREATE TABLE IF NOT EXISTS closure (name TEXT PRIMARY KEY, want TEXT NOT NULL);  -- the last run's dependency closure
 """
 _BATCH_ROWS = 500
 _BATCH_SECONDS = 2.0
@@ -254,6 +256,46 @@ class State:
         files, size = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM files").fetchone()
         return Totals(int(projects), int(files), int(size))
 
+    # -- filters: the dependency closure and what a run needs to know about one project --------------
+
+    def closure(self) -> dict[NormalizedName, str]:
+        """The dependency closure the last complete resolution reached: name → its want (as text)."""
+        return {NormalizedName(name): want for name, want in self._db.execute("SELECT name, want FROM closure")}
+
+    def replace_closure(self, wants: Iterable[tuple[str, str]]) -> None:
+        self._db.execute("DELETE FROM closure")
+        self._db.executemany("INSERT OR REPLACE INTO closure (name, want) VALUES (?, ?)", list(wants))
+        self.commit()
+
+    def upstream_entry(self, name: str) -> IndexEntry | None:
+        row = self._db.execute("SELECT name, serial FROM upstream WHERE name = ?", (name,)).fetchone()
+        return None if row is None else IndexEntry(NormalizedName(row[0]), row[1])
+
+    def local_project(self, name: str) -> LocalProject | None:
+        row = self._db.execute("SELECT serial, published FROM projects WHERE name = ?", (name,)).fetchone()
+        return None if row is None else LocalProject(NormalizedName(name), row[0] if row[1] else None)
+
+    def set_recheck(self, name: str, due: str | None) -> None:
+        """Look at ``name`` again at ``due`` (ISO 8601 UTC) even if the upstream does not change it."""
+        if due is None:
+            self._db.execute("DELETE FROM recheck WHERE name = ?", (name,))
+        else:
+            self._db.execute("INSERT OR REPLACE INTO recheck (name, due) VALUES (?, ?)", (name, due))
+        self._wrote()
+
+    def due_rechecks(self, now: str) -> set[NormalizedName] | None:
+        """Projects due for a look at ``now``; None when nothing is scheduled at all."""
+        if self._db.execute("SELECT 1 FROM recheck LIMIT 1").fetchone() is None:
+            return None
+        return {NormalizedName(n) for (n,) in self._db.execute("SELECT name FROM recheck WHERE due <= ?", (now,))}
+
+    def count_upstream_deletions(self) -> int:
+        """Planned project deletions the upstream caused (it no longer lists them), not the filters."""
+        row = self._db.execute(
+            "SELECT count(*) FROM work WHERE action = 'delete' AND name NOT IN (SELECT name FROM upstream)"
+        ).fetchone()
+        return int(row[0])
+
     # -- the airgap change log, exports and imports -----------------------------------------------
 
     def record_change(self, path: str, deleted: bool) -> None:
@@ -322,6 +364,20 @@ class State:
     def imported_seq(self) -> int:
         """How far along the origin's change log the imported tree is (0: nothing imported)."""
         return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM imports").fetchone()[0])
+
+
+def read_closure(path: Path) -> dict[NormalizedName, str]:
+    """The stored closure, read-only (for ``--explain``, which must not wait for a running sync)."""
+    if not path.exists():
+        return {}
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            return {NormalizedName(n): w for n, w in db.execute("SELECT name, want FROM closure")}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return {}  # no closure stored yet (or an older state): decide by the roots
 
 
 class Lock:

@@ -14,13 +14,14 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urljoin
 
 import anyio
 from packaging.utils import NormalizedName
 
-from mirror import diffs
+from mirror import diffs, resolve
 from mirror.config import Config
 from mirror.core import layout, parse, render
 from mirror.core.filters import FilterChain
@@ -78,6 +79,9 @@ class RunReport:
     would_download: int = 0
     would_download_bytes: int = 0
     would_delete: int = 0
+    would_delete_bytes: int = 0
+    # Projects of the dependency closure whose kept releases offer no metadata to read dependencies from.
+    unresolved: list[str] = field(default_factory=list)
 
     @property
     def result(self) -> str:
@@ -112,6 +116,12 @@ class Syncer:
         self._claims: dict[str, str] = {}
         # Journal lines may go only once the state rows of the work they cover are committed.
         self._journal = TempJournal(config.state_dir / TEMP_JOURNAL, before_compact=state.commit)
+        # Projects whose page must be fetched unconditionally: what the filters keep of it may have changed.
+        self.replan: set[NormalizedName] = set()
+        self._rechecks_scheduled = False
+        self._refilter: bool | None = None
+        # A dry run resolving a closure keeps each plan, to read the metadata it would fetch.
+        self.dry_plans: dict[NormalizedName, ProjectPlan] | None = None
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -120,18 +130,29 @@ class Syncer:
             self._clean_journal()
         root = await self._refresh_root()
         serial_mode = self.state.get_meta("serials") == "1"
-        if root.not_modified and serial_mode and self._was_clean() and not self._forced():
+        rechecks = self.state.due_rechecks(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        self._rechecks_scheduled = rechecks is not None
+        self.replan |= rechecks or set()
+        if root.not_modified and serial_mode and self._was_clean() and not self._forced() and not rechecks:
             self.reporter.info("upstream unchanged since the last complete run")
             return self._finish(root_serial=self.state.get_int("upstream_serial"))
-        self.state.store_work(plan_index(self._upstream_entries(), self._local_entries()))
+        resolving = False
+        if self.filters.dependency_roots() is not None:
+            # Syncs the closure round by round (unless the run names projects); self.filters then decides by it.
+            resolving = await resolve.sync_closure(self)
+        changes = plan_index(self._upstream_entries(), self._local_entries())
+        self.state.store_work(c for c in changes if not resolving or c.action is Action.DELETE)
         syncs, deletes = self.state.count_work(Action.SYNC), self.state.count_work(Action.DELETE)
-        self.report.planned = syncs
+        self.report.planned += syncs
         if not self.options.projects:
-            check_deletion_guard(deletes, self.state.totals().projects, self.config.max_delete_fraction)
-        self.reporter.start(syncs, deletes)
+            # Only what the upstream stopped listing counts: removals the filters asked for are intended.
+            guarded = self.state.count_upstream_deletions()
+            check_deletion_guard(guarded, self.state.totals().projects, self.config.max_delete_fraction)
+        if not resolving:
+            self.reporter.start(syncs, deletes)
         await self._sync_all()
         if self.options.dry_run:
-            self.report.would_delete = deletes
+            self._report_dry_deletions()
             return self._finish(root_serial=None)
         self._delete_projects(deletes)
         return self._finish(root_serial=self.state.get_int("upstream_serial"))
@@ -142,11 +163,21 @@ class Syncer:
     def _was_clean(self) -> bool:
         return self.state.get_meta("clean") == "1" and self.state.get_meta("filters") == self._filters_key()
 
+    def filters_changed(self) -> bool:
+        # Asked once per page fetch: the answer cannot change before the run records the new key.
+        if self._refilter is None:
+            self._refilter = self.state.get_meta("filters") != self._filters_key()
+        return self._refilter
+
+    def _must_refetch(self, name: NormalizedName) -> bool:
+        return self.options.force_check or name in self.replan or self.filters_changed()
+
     def _filters_key(self) -> str:
         return repr(
             (
                 self.config.filters.enabled,
                 sorted((k, repr(v)) for k, v in self.config.filters.options.items()),
+                self.filters.fingerprint(),
             )
         )
 
@@ -160,12 +191,12 @@ class Syncer:
 
     def _local_entries(self) -> Iterator[LocalProject]:
         wanted = self._wanted_names()
-        forced = self.options.force_check or self.state.get_meta("filters") != self._filters_key()
+        forced = self.options.force_check or self.filters_changed()
         for local in self.state.iter_local():
             if wanted is not None and local.name not in wanted:
                 continue
             # A forced check or changed filters: every project is looked at again.
-            yield LocalProject(local.name, None) if forced else local
+            yield LocalProject(local.name, None) if forced or local.name in self.replan else local
 
     def _wanted_names(self) -> set[NormalizedName] | None:
         if not self.options.projects:
@@ -307,14 +338,12 @@ class Syncer:
         if page is None:
             return "unchanged"
         plan = plan_project(
-            self.filters.filter_page(page),
+            self._filter(page),
             self.state.project_files(name),
             require_hashes=self.config.require_hashes,
         )
         if self.options.dry_run:
-            self.report.would_download += len(plan.downloads) + len(plan.metadata)
-            self.report.would_download_bytes += sum(d.size or 0 for d in plan.downloads)
-            self.report.would_delete += len(plan.deletes)
+            self._report_dry_plan(name, plan)
             return "planned"
         self._claim(name, plan)
         try:
@@ -339,7 +368,7 @@ class Syncer:
         """The project's page, fresh enough for the serial the root promised; None if not modified."""
         url = urljoin(self.config.require_upstream(), f"{name}/")
         known = self.state.project(name)
-        conditional = promised is None and known is not None and not self.options.force_check
+        conditional = promised is None and known is not None and not self._must_refetch(name)
         etag, modified = (known[1], known[2]) if conditional and known else (None, None)
         for attempt in range(self.config.stale_retries + 1):
             response = await self._get(url, etag, modified, name)
@@ -479,6 +508,38 @@ class Syncer:
             self.report.deleted += 1
             self.reporter.project_done(change.name, "deleted", None)
         self._changed = True
+
+    def _filter(self, page: ProjectPage) -> ProjectPage:
+        kept, until = self.filters.filter_page_until(page)
+        if not self.options.dry_run and (until is not None or self._rechecks_scheduled):
+            self.state.set_recheck(page.name, until)
+            self._rechecks_scheduled = True
+        return kept
+
+    def _report_dry_plan(self, name: NormalizedName, plan: ProjectPlan) -> None:
+        if self.dry_plans is not None:
+            self.dry_plans[name] = plan  # a closure may plan a project twice: reported once, at its end
+            return
+        self.report_dry_plan(name, plan)
+
+    def report_dry_plan(self, name: NormalizedName, plan: ProjectPlan) -> None:
+        local = self.state.project_files(name)
+        add, add_bytes = len(plan.fetches), sum(d.size or 0 for d in plan.downloads)
+        drop, drop_bytes = len(plan.deletes), sum(local[p].size for p in plan.deletes if p in local)
+        self.report.would_download += add
+        self.report.would_download_bytes += add_bytes
+        self.report.would_delete += drop
+        self.report.would_delete_bytes += drop_bytes
+        if add or drop:
+            self.reporter.info(f"would sync {name}: +{add} files ({add_bytes} bytes), -{drop} ({drop_bytes} bytes)")
+
+    def _report_dry_deletions(self) -> None:
+        for change in self.state.iter_work(Action.DELETE):
+            files = self.state.project_files(change.name)
+            size = sum(f.size for f in files.values())
+            self.report.would_delete += 1
+            self.report.would_delete_bytes += size
+            self.reporter.info(f"would delete {change.name}: -{len(files)} files ({size} bytes)")
 
     def _clean_journal(self) -> None:
         """Undo what an interrupted run left half-done in the directories it was working in."""

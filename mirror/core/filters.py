@@ -1,18 +1,35 @@
-"""Filter plugin protocols and the pure logic that applies them. Plugins decide; this module obeys.
+"""Filter plugin protocols (API version 1) and the pure logic that applies them. Plugins decide; this obeys.
 
-A plugin is any object implementing one or more of the protocols below. Each decision carries
-the plugin's name and its reason, so ``--explain`` can say why a file is or is not mirrored.
+A plugin is any object implementing one or more of the protocols below, at three levels:
+project (name only, before anything is fetched), release (a version and its files, seen
+together so a plugin can compare releases) and file. Every drop carries the plugin's name and
+its reason, so ``--explain`` can say why a file is or is not mirrored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from packaging.utils import NormalizedName
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
 
+from mirror.core.closure import Want
+from mirror.core.environments import TargetEnvironment
 from mirror.core.models import DistFile, ProjectPage
+
+API_VERSION = 1
+UNKNOWN_VERSION = ""
+"""The release key of files whose name carries no parseable version (eggs, installers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +37,46 @@ class Decision:
     keep: bool
     plugin: str
     reason: str
+    until: str | None = None
+    """For a drop that time alone lifts (a cooldown): ISO 8601 UTC when the project must be looked at again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """One version of a project with the files still in play when a release filter sees it."""
+
+    version: str
+    files: tuple[DistFile, ...]
+
+    @property
+    def parsed(self) -> Version | None:
+        try:
+            return Version(self.version) if self.version else None
+        except InvalidVersion:
+            return None
+
+    @property
+    def upload_time(self) -> str | None:
+        """The earliest upload time of its files (ISO 8601 UTC sorts as text), or None if unknown."""
+        times = [f.upload_time for f in self.files if f.upload_time]
+        return min(times) if times else None
+
+    @property
+    def size(self) -> int:
+        return sum(f.size or 0 for f in self.files)
+
+
+@dataclass(frozen=True, slots=True)
+class PluginContext:
+    """What a plugin factory gets besides its own ``[filters.<name>]`` table."""
+
+    name: str
+    """The plugin's entry-point name: use it as ``Decision.plugin``."""
+    config_dir: Path
+    """Relative paths in the options are relative to this (the config file's directory)."""
+    now: datetime
+    """The time the run started (UTC): filters never read the clock themselves."""
+    warn: Callable[[str], None] = field(default=lambda _message: None)
 
 
 @runtime_checkable
@@ -30,10 +87,72 @@ class ProjectFilter(Protocol):
 
 
 @runtime_checkable
+class ReleaseFilter(Protocol):
+    """Sees every release still in play at once; returns a decision for each version it drops."""
+
+    def filter_releases(self, project: NormalizedName, releases: Sequence[Release]) -> Mapping[str, Decision]: ...
+
+
+@runtime_checkable
 class FileFilter(Protocol):
     """Decides on one distribution file of a project page."""
 
     def filter_file(self, project: NormalizedName, file: DistFile) -> Decision | None: ...
+
+
+@runtime_checkable
+class DependencyRoots(Protocol):
+    """A filter whose projects grow with their dependencies: the engine resolves, the filter obeys.
+
+    ``roots`` are the projects asked for; the engine reads the kept releases' metadata, follows
+    ``Requires-Dist`` for the target environments and hands the closure to ``with_closure``,
+    which returns the filter deciding by it.
+    """
+
+    def roots(self) -> Mapping[NormalizedName, Want]: ...
+
+    def with_closure(self, closure: Mapping[NormalizedName, Want]) -> object: ...
+
+
+@runtime_checkable
+class Fingerprinted(Protocol):
+    """A filter whose decisions depend on more than its config table (e.g. a requirements file's lines).
+
+    The fingerprint is stable text; when it changes, every project is looked at again.
+    """
+
+    def fingerprint(self) -> str: ...
+
+
+@runtime_checkable
+class TargetProvider(Protocol):
+    """A filter that knows the environments the mirror serves (used to evaluate markers)."""
+
+    def targets(self) -> Sequence[TargetEnvironment]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileVerdict:
+    file: DistFile
+    dropped: Decision | None
+    """The first decision that dropped it, or None when it is kept."""
+
+
+def file_version(filename: str) -> str:
+    """The normalized version a wheel or sdist file name carries, or :data:`UNKNOWN_VERSION`."""
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[1])
+        return str(parse_sdist_filename(filename)[1])
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return UNKNOWN_VERSION
+
+
+def group_releases(files: Sequence[DistFile]) -> list[Release]:
+    groups: dict[str, list[DistFile]] = {}
+    for dist in files:
+        groups.setdefault(file_version(dist.filename), []).append(dist)
+    return [Release(version, tuple(group)) for version, group in groups.items()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +172,67 @@ class FilterChain:
     def keep_project(self, name: NormalizedName) -> bool:
         return self.project_decision(name) is None
 
-    def file_decision(self, project: NormalizedName, file: DistFile) -> Decision | None:
+    def explain(self, page: ProjectPage) -> tuple[FileVerdict, ...]:
+        """Every file of the page with the decision that dropped it, plugin by plugin, in order."""
+        dropped: dict[int, Decision] = {}
+        project = self.project_decision(page.name)
+        if project is not None:
+            return tuple(FileVerdict(f, project) for f in page.files)
         for plugin in self.plugins:
+            alive = [i for i in range(len(page.files)) if i not in dropped]
+            if isinstance(plugin, ReleaseFilter):
+                _drop_releases(plugin, page, alive, dropped)
+                alive = [i for i in alive if i not in dropped]
             if isinstance(plugin, FileFilter):
-                decision = plugin.filter_file(project, file)
-                if decision is not None and not decision.keep:
-                    return decision
-        return None
+                for i in alive:
+                    decision = plugin.filter_file(page.name, page.files[i])
+                    if decision is not None and not decision.keep:
+                        dropped[i] = decision
+        return tuple(FileVerdict(f, dropped.get(i)) for i, f in enumerate(page.files))
 
     def filter_page(self, page: ProjectPage) -> ProjectPage:
-        if not any(isinstance(p, FileFilter) for p in self.plugins):
+        if not any(isinstance(p, ReleaseFilter | FileFilter) for p in self.plugins):
             return page
-        kept = tuple(f for f in page.files if self.file_decision(page.name, f) is None)
+        kept = tuple(v.file for v in self.explain(page) if v.dropped is None)
         return replace(page, files=kept)
+
+    def dependency_roots(self) -> Mapping[NormalizedName, Want] | None:
+        """The union of the roots of every resolving plugin, or None when no plugin resolves."""
+        found = [p for p in self.plugins if isinstance(p, DependencyRoots)]
+        if not found:
+            return None
+        roots: dict[NormalizedName, Want] = {}
+        for plugin in found:
+            for name, want in plugin.roots().items():
+                roots[name] = roots[name].merge(want) if name in roots else want
+        return roots
+
+    def fingerprint(self) -> str:
+        return "\n".join(p.fingerprint() for p in self.plugins if isinstance(p, Fingerprinted))
+
+    def filter_page_until(self, page: ProjectPage) -> tuple[ProjectPage, str | None]:
+        """The filtered page, and the earliest time a drop of it expires (None: no drop does)."""
+        verdicts = self.explain(page)
+        kept = tuple(v.file for v in verdicts if v.dropped is None)
+        until = min((v.dropped.until for v in verdicts if v.dropped is not None and v.dropped.until), default=None)
+        return replace(page, files=kept), until
+
+    def targets(self) -> tuple[TargetEnvironment, ...]:
+        return tuple(t for p in self.plugins if isinstance(p, TargetProvider) for t in p.targets())
+
+    def with_closure(self, closure: Mapping[NormalizedName, Want]) -> FilterChain:
+        """The same chain with every resolving plugin deciding by ``closure``."""
+        return FilterChain(
+            tuple(p.with_closure(closure) if isinstance(p, DependencyRoots) else p for p in self.plugins)
+        )
+
+
+def _drop_releases(plugin: ReleaseFilter, page: ProjectPage, alive: list[int], dropped: dict[int, Decision]) -> None:
+    by_version: dict[str, list[int]] = {}
+    for i in alive:
+        by_version.setdefault(file_version(page.files[i].filename), []).append(i)
+    releases = [Release(v, tuple(page.files[i] for i in idx)) for v, idx in by_version.items()]
+    for version, decision in plugin.filter_releases(page.name, releases).items():
+        if not decision.keep:
+            for i in by_version.get(version, ()):
+                dropped[i] = decision

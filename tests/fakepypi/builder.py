@@ -218,6 +218,8 @@ def _core_metadata(
         f"Version: {version}",
         f"Summary: Fake package {name} built by fakepypi",
     ]
+    extras = dict.fromkeys(m for req in requires_dist for m in re.findall(r"extra\s*==\s*['\"]([^'\"]+)['\"]", req))
+    lines += [f"Provides-Extra: {extra}" for extra in extras]
     lines += [f"Requires-Dist: {req}" for req in requires_dist]
     if requires_python is not None:
         lines.append(f"Requires-Python: {requires_python}")
