@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +42,20 @@ def test_first_sync_publishes_a_complete_consistent_tree(upstream: FakePyPI, mir
     html = (mirror.web / "simple" / "demo" / "index.html").read_text()
     assert 'data-requires-python="&gt;=3.8"' in html
     assert f"<!--SERIAL {upstream.project_serial('demo')}-->" in html
+
+
+def test_fsync_writes_through_threads_give_the_same_tree(upstream: FakePyPI, mirror: Mirror, tmp_path: Path) -> None:
+    """With fsync = true the writes run on worker threads; the tree must not change at all."""
+    seed(upstream)
+    upstream.add_release("big", "1.0", payload_size=600_000)  # past the in-memory buffer: written in pieces
+    mirror.write_config(upstream.simple_url, fsync=True)
+    assert mirror.run("sync") == EXIT_OK
+    check_tree(mirror.web)
+    plain = Mirror(tmp_path / "plain", tmp_path / "plain" / "mirror.toml")
+    plain.root.mkdir()
+    plain.write_config(upstream.simple_url)
+    assert plain.run("sync") == EXIT_OK
+    assert snapshot(mirror.web) == snapshot(plain.web)
 
 
 def test_noop_rerun_makes_one_request(upstream: FakePyPI, mirror: Mirror) -> None:
