@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="what the mirror holds and how the last run went")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
+    verify = commands.add_parser("verify", help="check the tree against state; repair and prune on request")
+    verify.add_argument("--repair", action="store_true", help="re-fetch missing or bad files, rewrite bad pages")
+    verify.add_argument("--delete-orphans", action="store_true", help="remove files and pages no page references")
+    verify.add_argument("--dry-run", action="store_true", help="only report, change nothing")
+    verify.add_argument("--hashes", action="store_true", help="also check every file's sha256 (reads every byte)")
+
     init = commands.add_parser("init", help="write a commented starter config")
     init.add_argument("path", nargs="?", default="mirror.toml", metavar="PATH")
     return parser
@@ -94,6 +100,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     config = config_mod.load(config_mod.locate(args.config))
     if args.command == "status":
         return _status(config, as_json=args.json)
+    if args.command == "verify":
+        from mirror.verify_command import verify
+
+        return verify(config, args)
     return _sync(config, args)
 
 
