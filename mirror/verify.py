@@ -17,12 +17,12 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mirror.config import Config
 from mirror.core import layout, parse, render, verify
-from mirror.core.models import IndexMeta
+from mirror.core.models import IndexMeta, ProjectPage
 from mirror.core.verify import Finding, OnDisk, Problem
 from mirror.errors import UpstreamError
 from mirror.progress import Reporter
@@ -148,7 +148,8 @@ class Verifier:
         base = verify.page_base(name)
         try:
             json_page = parse.parse_project_json(body, base)
-            html_page = parse.parse_project_html(html, base, name)
+            # Byte-equal to the HTML rendered from the JSON page: consistent, without parsing the HTML.
+            html_page = json_page if html == _rerender_html(json_page) else parse.parse_project_html(html, base, name)
         except UpstreamError as exc:
             self._note(Finding(Problem.PAGE_BAD, where, name, str(exc)[:200]))
             return
@@ -312,7 +313,7 @@ def walk_sorted(root: str, top: str, after: str) -> Iterator[OnDisk]:
 
     Memory: one directory listing per level of the current path, never the whole tree.
     """
-    entries = sorted(_scan(Path(root, top)), key=lambda e: verify.walk_key(e.name, _is_dir(e)))
+    entries = sorted(_scan(f"{root}/{top}"), key=lambda e: verify.walk_key(e.name, _is_dir(e)))
     for entry in entries:
         path = f"{top}/{entry.name}"
         if _is_dir(entry):
@@ -322,6 +323,18 @@ def walk_sorted(root: str, top: str, after: str) -> Iterator[OnDisk]:
             yield from walk_sorted(root, path, after)
         elif path > after:
             yield OnDisk(path, entry.stat(follow_symlinks=False).st_size)
+
+
+def _rerender_html(page: ProjectPage) -> bytes:
+    """The HTML a sync would have written beside this (parsed, so absolute-linked) JSON page."""
+    where = layout.project_dir(page.name)
+    files = []
+    for dist in page.files:
+        path = verify.linked_path(dist.url)
+        if path is None:
+            return b""
+        files.append(replace(dist, url=layout.relative_link(where, path)))
+    return render.render_project_html(replace(page, files=tuple(files)))
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
@@ -335,7 +348,7 @@ def _scan(directory: str | os.PathLike[str]) -> Iterator[os.DirEntry[str]]:
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise fatal(exc, Path(directory)) from None
+        raise fatal(exc, Path(directory)) from None  # only on the error path
 
 
 def _same_bytes(storage: FileStorage, a: str, b: str) -> bool:
