@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -171,6 +171,9 @@ class Verifier:
         top = self.storage.root / layout.SIMPLE
         for entry in _scan(top):
             rel = f"{layout.SIMPLE}/{entry.name}"
+            if not _utf8(entry.name):
+                self._bad_name(rel)
+                continue
             if not entry.is_dir(follow_symlinks=False):
                 if layout.is_temp_name(entry.name):
                     self._note(Finding(Problem.TEMP, rel, None))
@@ -186,7 +189,7 @@ class Verifier:
 
     def _files(self, after: str) -> None:
         ticker = Ticker(self.reporter, "files")
-        disk = walk_sorted(str(self.storage.root), layout.PACKAGES, after)
+        disk = walk_sorted(str(self.storage.root), layout.PACKAGES, after, self._bad_name)
         joined = verify.join(self.state.files_after(after), self.state.refs_after(after), disk)
         for row in joined:
             finding = verify.classify(row)
@@ -203,6 +206,10 @@ class Verifier:
         # An unreferenced file is hashed too: a repair may link it again, and must not link bad bytes.
         usable = finding is None or finding.problem is Problem.UNREFERENCED
         return self.options.hashes and usable and row.recorded is not None
+
+    def _bad_name(self, path: str) -> None:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        self._note(Finding(Problem.BAD_NAME, shown, None))
 
     def _sha256(self, path: str) -> str:
         full = self.storage.root / path
@@ -308,19 +315,24 @@ class Verifier:
             self.state.advance("repair", after, commit=True)
 
 
-def walk_sorted(root: str, top: str, after: str) -> Iterator[OnDisk]:
+def walk_sorted(root: str, top: str, after: str, bad_name: Callable[[str], None]) -> Iterator[OnDisk]:
     """Files under ``root/top`` as paths relative to ``root``, in sorted order, only those after ``after``.
 
-    Memory: one directory listing per level of the current path, never the whole tree.
+    Memory: one directory listing per level of the current path, never the whole tree. Names
+    that are not UTF-8 cannot be in state nor sort like it: they go to ``bad_name`` instead.
     """
     entries = sorted(_scan(f"{root}/{top}"), key=lambda e: verify.walk_key(e.name, _is_dir(e)))
     for entry in entries:
         path = f"{top}/{entry.name}"
+        if not _utf8(entry.name):
+            if after < path:
+                bad_name(path)
+            continue
         if _is_dir(entry):
             prefix = path + "/"
             if prefix < after and not after.startswith(prefix):
                 continue  # every path below sorts before the cursor: done in an earlier run
-            yield from walk_sorted(root, path, after)
+            yield from walk_sorted(root, path, after, bad_name)
         elif path > after:
             yield OnDisk(path, entry.stat(follow_symlinks=False).st_size)
 
@@ -335,6 +347,16 @@ def _rerender_html(page: ProjectPage) -> bytes:
             return b""
         files.append(replace(dist, url=layout.relative_link(where, path)))
     return render.render_project_html(replace(page, files=tuple(files)))
+
+
+def _utf8(name: str) -> bool:
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.scandir hands undecodable bytes over as lone surrogates
+        return False
+    return True
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

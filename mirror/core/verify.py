@@ -32,6 +32,7 @@ class Problem(Enum):
     UNREFERENCED = "file no page references"
     ORPHAN_PAGE = "page of an unpublished project"
     TEMP = "temporary file left behind"
+    BAD_NAME = "name that is not UTF-8 (mirror never writes one; remove it by hand)"
 
     @property
     def repairable(self) -> bool:
