@@ -246,7 +246,7 @@ class Verifier:
                 for entry in parser.feed(chunk):
                     yield entry.name
 
-        expected = (entry.name for entry in self.state.iter_published(exclude_deleting=True))
+        expected = self.state.iter_published_deleting()
         try:
             first = next(verify.diff_names(expected, listed()), None)
             meta = parser.close()

@@ -92,6 +92,15 @@ class VerifyState(State):
                 return
             after = str(rows[-1][0])
 
+    def iter_published_deleting(self) -> Iterator[tuple[str, bool]]:
+        """Published projects by name, each with whether the last plan queued it for deletion."""
+        query = (
+            "SELECT name, name IN (SELECT name FROM work WHERE action = 'delete') "
+            "FROM projects WHERE published = 1 ORDER BY name"
+        )
+        for name, deleting in self._db.execute(query):
+            yield str(name), bool(deleting)
+
     def is_published(self, name: str) -> bool:
         row = self._db.execute("SELECT 1 FROM projects WHERE name = ? AND published = 1", (name,)).fetchone()
         return row is not None

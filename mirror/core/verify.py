@@ -223,16 +223,22 @@ def _link_set(page: ProjectPage) -> set[tuple[str, str, str | None, bool]]:
     return {(d.filename, d.url, d.hashes.get("sha256"), bool(d.core_metadata)) for d in page.files}
 
 
-def diff_names(expected: Iterable[str], listed: Iterable[str]) -> Iterator[Finding]:
-    """Merge two sorted name streams: projects the root should list and does not, or lists and should not."""
+def diff_names(expected: Iterable[tuple[str, bool]], listed: Iterable[str]) -> Iterator[Finding]:
+    """Merge two sorted name streams: projects the root should list and does not, or lists and should not.
+
+    ``expected`` pairs each published project with whether it is queued for deletion: a run that
+    stopped while deleting may or may not have dropped it from the root, and either is consistent.
+    """
     exp_it, lst_it = iter(expected), iter(listed)
     exp, lst = next(exp_it, None), next(lst_it, None)
     root = layout.root_paths()[2]
     while exp is not None or lst is not None:
-        if lst is None or (exp is not None and exp < lst):
-            yield Finding(Problem.ROOT_BAD, root, None, f"does not list {exp}")
+        if lst is None or (exp is not None and exp[0] < lst):
+            assert exp is not None
+            if not exp[1]:
+                yield Finding(Problem.ROOT_BAD, root, None, f"does not list {exp[0]}")
             exp = next(exp_it, None)
-        elif exp is None or lst < exp:
+        elif exp is None or lst < exp[0]:
             yield Finding(Problem.ROOT_BAD, root, None, f"lists {lst}, which is not published")
             lst = next(lst_it, None)
         else:

@@ -143,7 +143,8 @@ def test_check_pages_finds_stale_split_and_escaping_pages() -> None:
 
 
 def test_diff_names_reports_missing_and_extra_projects() -> None:
-    findings = list(verify.diff_names(iter(["a", "b", "d"]), iter(["a", "c", "d", "e"])))
+    expected = [("a", False), ("b", False), ("d", False), ("f", True)]  # f is being deleted: optional
+    findings = list(verify.diff_names(iter(expected), iter(["a", "c", "d", "e"])))
     assert [f.detail for f in findings] == [
         "does not list b",
         "lists c, which is not published",
@@ -151,6 +152,7 @@ def test_diff_names_reports_missing_and_extra_projects() -> None:
     ]
     assert all(f.problem is Problem.ROOT_BAD for f in findings)
     assert list(verify.diff_names(iter([]), iter([]))) == []
+    assert list(verify.diff_names(iter([("f", True)]), iter(["f"]))) == []
 
 
 def test_finding_reads_as_one_line() -> None:
