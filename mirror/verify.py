@@ -339,13 +339,12 @@ def walk_sorted(root: str, top: str, after: str, bad_name: Callable[[str], None]
 
 def _rerender_html(page: ProjectPage) -> bytes:
     """The HTML a sync would have written beside this (parsed, so absolute-linked) JSON page."""
-    where = layout.project_dir(page.name)
     files = []
     for dist in page.files:
         path = verify.linked_path(dist.url)
         if path is None:
             return b""
-        files.append(replace(dist, url=layout.relative_link(where, path)))
+        files.append(replace(dist, url=verify.page_link(path)))
     return render.render_project_html(replace(page, files=tuple(files)))
 
 

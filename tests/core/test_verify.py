@@ -158,3 +158,10 @@ def test_diff_names_reports_missing_and_extra_projects() -> None:
 def test_finding_reads_as_one_line() -> None:
     assert str(Finding(Problem.MISSING, "packages/x", "p")) == "missing file: packages/x"
     assert str(Finding(Problem.WRONG_SIZE, "packages/x", "p", "1 bytes")) == "wrong size: packages/x (1 bytes)"
+
+
+def test_page_link_is_the_relative_link_a_sync_writes() -> None:
+    from mirror.core import layout
+
+    for path in ("packages/aa/bb/x-1.0.whl", "packages/un hashed/p/x y+z%.tar.gz", "packages/ü/ß-1.0.whl"):
+        assert verify.page_link(path) == layout.relative_link(layout.project_dir(NormalizedName("demo")), path)
