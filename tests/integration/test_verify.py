@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror.errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL
+from mirror.errors import EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_OK, EXIT_PARTIAL
 from tests.conftest import ROOT, Mirror, check_tree, snapshot
 from tests.fakepypi import FakePyPI
 from tests.synthetic_mirror import build
@@ -156,3 +156,29 @@ def test_a_killed_pass_resumes_where_it_stopped(tmp_path: Path) -> None:
     checked = int(summary.split(" projects, ")[1].split(" files")[0])
     assert 0 < checked < 8_000 + 200, "the resumed pass skipped what the killed one had done"
     assert cursor(db) == (None, None), "a finished pass leaves no cursor"
+
+
+def test_repair_with_the_upstream_down_stops_in_one_line_then_resumes(
+    mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
+    up = FakePyPI().start()
+    seed(up)
+    port = int(up.url.rsplit(":", 1)[1])
+    mirror.write_config(up.simple_url, retries=0)
+    assert mirror.run("sync") == EXIT_OK
+    clean = snapshot(mirror.web)
+    next(iter((mirror.web / "packages").rglob("alpha-1.0-*.whl"))).unlink()
+    up.stop()
+    assert mirror.run("verify", "--repair") == EXIT_ENVIRONMENT
+    lines = output(capsys)
+    assert lines[-1].startswith("mirror: error: cannot fetch the upstream index")
+    with FakePyPI(port=port) as again:
+        seed(again)
+        assert mirror.run("verify", "--repair") == EXIT_OK
+        lines = output(capsys)
+    assert "verify: resuming the interrupted pass at repair" in lines
+    assert "1 missing file; repaired 1 projects" in lines[-1]
+    check_tree(mirror.web)
+    assert {k: v for k, v in snapshot(mirror.web).items() if k.startswith("packages/")} == {
+        k: v for k, v in clean.items() if k.startswith("packages/")
+    }
