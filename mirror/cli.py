@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = commands.add_parser("import", help="verify and apply airgap bundles to this (offline) mirror")
     imp.add_argument("paths", nargs="+", metavar="PATH", help="a bundle manifest, a part of one, or a directory")
+    verify = commands.add_parser("verify", help="check the tree against state; repair and prune on request")
+    verify.add_argument("--repair", action="store_true", help="re-fetch missing or bad files, rewrite bad pages")
+    verify.add_argument("--delete-orphans", action="store_true", help="remove files and pages no page references")
+    verify.add_argument("--dry-run", action="store_true", help="only report, change nothing")
+    verify.add_argument("--hashes", action="store_true", help="also check every file's sha256 (reads every byte)")
 
     init = commands.add_parser("init", help="write a commented starter config")
     init.add_argument("path", nargs="?", default="mirror.toml", metavar="PATH")
@@ -124,6 +129,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _export(config, args)
     if args.command == "import":
         return _import(config, args)
+    if args.command == "verify":
+        from mirror.verify_command import verify
+
+        return verify(config, args)
     return _sync(config, args)
 
 

@@ -328,7 +328,8 @@ class Syncer:
         self.reporter.project_done(name, "failed", _about(name, exc))
         if isinstance(exc.__cause__, TransientError) or isinstance(exc, _Unreachable):
             self._connect_streak += 1
-            if self._connect_streak >= _UNREACHABLE_STREAK and self.report.synced == 0:
+            # Also after progress: an upstream gone mid-run must not cost one failure line per remaining project.
+            if self._connect_streak >= _UNREACHABLE_STREAK:
                 raise UpstreamUnreachable(f"the upstream stopped answering: {exc}")
         else:
             self._connect_streak = 0

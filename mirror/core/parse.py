@@ -78,6 +78,8 @@ _DIGEST_HEX_LENGTHS: Final[dict[str, int]] = {
 }
 _HEX_RE: Final = re.compile(r"[0-9a-fA-F]+")
 _API_VERSION_RE: Final = re.compile(r"([0-9]{1,9})\.([0-9]{1,9})")
+# A project is a directory under web/simple/: a longer name cannot be written on any common filesystem.
+MAX_NAME: Final = 255
 _NORMALIZED_RE: Final = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _SERIAL_RE: Final = re.compile(r"SERIAL\s+([0-9]{1,18})")
 _SUPPORTED_MAJOR: Final = 1
@@ -101,9 +103,12 @@ def _normalize(name: object, what: str) -> NormalizedName:
     if not isinstance(name, str):
         raise _Invalid(f"{what} must be a string, not {type(name).__name__}")
     try:
-        return canonicalize_name(name.strip(), validate=True)
+        normalized = canonicalize_name(name.strip(), validate=True)
     except InvalidName:
         raise _Invalid(f"{what} is not a valid project name: {_short(name)}") from None
+    if len(normalized) > MAX_NAME:
+        raise _Invalid(f"{what} is longer than {MAX_NAME} characters: {_short(name)}")
+    return normalized
 
 
 def _api_version(value: object, what: str) -> str:
@@ -760,7 +765,7 @@ def _index_entry(value: dict[str, object], index: int) -> IndexEntry:
     name = value.get("name")
     serial = value.get("_last-serial")
     # Fast path for the common case (800,000 times on PyPI): already normalized, plain serial.
-    if type(name) is not str or _NORMALIZED_RE.fullmatch(name) is None:
+    if type(name) is not str or len(name) > MAX_NAME or _NORMALIZED_RE.fullmatch(name) is None:
         name = _normalize(name, f"projects[{index}].name")
     if type(serial) is not int or serial < 0:
         serial = _serial(serial, f"projects[{index}]._last-serial")

@@ -1236,3 +1236,19 @@ def test_skipped_keeps_a_bounded_number_of_examples() -> None:
     for i in range(1000):
         skipped.note(f"bad {i}")
     assert skipped.count == 1000 and len(skipped.examples) == parse.Skipped.KEEP
+
+
+@pytest.mark.parametrize("parser_type", [IndexJsonParser, IndexHtmlParser])
+def test_root_names_no_directory_can_hold_are_skipped(parser_type: Callable[[], Any]) -> None:
+    """A 300-character name used to reach the page writer and stop the whole run with ENAMETOOLONG."""
+    names = ["ok", "x" * 300, "Y" * 256, "z" * 255]
+    if parser_type is IndexJsonParser:
+        body = json.dumps({"meta": {"api-version": "1.1"}, "projects": [{"name": n} for n in names]}).encode()
+    else:
+        body = b"<html><body>" + b"".join(f'<a href="/simple/{n}/">{n}</a>'.encode() for n in names) + b"</body></html>"
+    parser = parser_type()
+    got = parser.feed(body)
+    parser.close()
+    assert [e.name for e in got] == ["ok", "z" * 255]
+    assert parser.skipped.count == 2
+    assert "longer than 255 characters" in parser.skipped.examples[0]
