@@ -429,4 +429,13 @@ def _resync(
             report = await syncer.run()
         return {**report.failed, **report.deferred}
 
-    return anyio.run(once, backend="asyncio")
+    # A repair never deletes: an upstream that glitched while listing must not cost the mirror
+    # the very projects it was asked to fix. A full sync decides, behind its deletion guard.
+    state.keep_projects = True
+    try:
+        failed = anyio.run(once, backend="asyncio")
+    finally:
+        state.keep_projects = False
+    for name in state.not_upstream(names):
+        failed[name] = f"{name}: not listed by the upstream now; left as it is for the next sync"
+    return failed

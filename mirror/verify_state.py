@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mirror.core.plan import Action, IndexChange
 from mirror.core.verify import Finding, Problem, Recorded, Referenced
 from mirror.errors import EnvironmentFault
 from mirror.state import State
@@ -37,6 +38,8 @@ class VerifyState(State):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
+        self.keep_projects = False
+        """While repairing: a sync plans no deletions (they are for a full sync and its deletion guard)."""
         try:
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
@@ -68,6 +71,15 @@ class VerifyState(State):
         self.set_meta("verify_cursor", cursor)
         if commit:
             self.commit()
+
+    def store_work(self, changes: Iterable[IndexChange]) -> None:
+        if self.keep_projects:
+            changes = (change for change in changes if change.action is not Action.DELETE)
+        super().store_work(changes)
+
+    def not_upstream(self, names: list[str]) -> list[str]:
+        """Those of ``names`` the upstream listing staged by the last sync does not hold."""
+        return [n for n in names if self._db.execute("SELECT 1 FROM upstream WHERE name = ?", (n,)).fetchone() is None]
 
     # -- reading state in keyset pages (no read cursor is held across writes) ----------------------
 

@@ -54,9 +54,12 @@ def test_sigkill_at_random_points_then_rerun_converges(tmp_path: Path) -> None:
                 up.remove_release("pkg03", "1.0")
                 up.yank("pkg04", "1.0", "bad")
                 up.remove_project("pkg29")
+            elif trial:
+                # The upstream keeps moving, so later runs still have work for the kills to land in.
+                populate(up, 8, f"1.{trial}")
             up.faults.rates(slow=1.0, slow_delay=0.05, seed=trial)
             process = start(mirror)
-            delay = rng.uniform(0.3, 1.5)  # a full run takes about 1.7 s here
+            delay = rng.uniform(0.3, 1.2)  # a first full run takes about 1.7 s here, later ones less
             time.sleep(delay)
             killed_mid_run += process.poll() is None
             process.send_signal(signal.SIGKILL)

@@ -182,3 +182,18 @@ def test_repair_with_the_upstream_down_stops_in_one_line_then_resumes(
     assert {k: v for k, v in snapshot(mirror.web).items() if k.startswith("packages/")} == {
         k: v for k, v in clean.items() if k.startswith("packages/")
     }
+
+
+def test_repair_never_deletes_a_project_the_upstream_stopped_listing(
+    upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(upstream)
+    mirror.write_config(upstream.simple_url)
+    assert mirror.run("sync") == EXIT_OK
+    next(iter((mirror.web / "packages").rglob("alpha-1.0-*.whl"))).unlink()
+    upstream.remove_project("alpha")  # a glitch, or a real removal: either way, not verify's call
+    assert mirror.run("verify", "--repair") == EXIT_PARTIAL
+    last = output(capsys)[-1]
+    assert "1 could not be repaired (e.g. alpha: not listed by the upstream now; left as it is" in last
+    assert (mirror.web / "simple" / "alpha" / "index.html").exists()
+    assert len(list((mirror.web / "packages").rglob("alpha-*"))) == 5
