@@ -485,13 +485,8 @@ class Syncer:
     # -- the root index and deletions -------------------------------------------------------------
 
     def _write_root(self) -> None:
-        serial = self.state.get_int("serial")
-        html, v1_html, v1_json = layout.root_paths()
         self._journal.add(layout.SIMPLE, [layout.SIMPLE])
-        meta = IndexMeta(last_serial=serial)
-        self.storage.write_atomic(v1_json, render.render_index_json(self.state.iter_published(True), meta))
-        self.storage.write_atomic(v1_html, render.render_index_html(self.state.iter_published(True), serial))
-        self.storage.write_atomic(html, render.render_index_html(self.state.iter_published(True), serial))
+        write_root(self.state, self.storage)
 
     def _delete_projects(self, count: int) -> None:
         if count == 0:
@@ -572,6 +567,15 @@ class Syncer:
         return len(strays)
 
 
+def write_root(state: State, storage: FileStorage) -> None:
+    """The root index: every published project not queued for deletion, at the last complete run's serial."""
+    serial = state.get_int("serial")
+    html, v1_html, v1_json = layout.root_paths()
+    storage.write_atomic(v1_json, render.render_index_json(state.iter_published(True), IndexMeta(last_serial=serial)))
+    storage.write_atomic(v1_html, render.render_index_html(state.iter_published(True), serial))
+    storage.write_atomic(html, render.render_index_html(state.iter_published(True), serial))
+
+
 class _Unreachable(ProjectError):
     """A project failed because the upstream did not answer (after retries)."""
 
@@ -641,4 +645,4 @@ def _run_summary(report: RunReport) -> str:
     )
 
 
-__all__ = ["Options", "RunReport", "Syncer"]
+__all__ = ["Options", "RunReport", "Syncer", "write_root"]

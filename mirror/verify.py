@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mirror.config import Config
 from mirror.core import layout, parse, render, verify
-from mirror.core.models import IndexMeta, ProjectPage
+from mirror.core.models import ProjectPage
 from mirror.core.verify import Finding, OnDisk, Problem
 from mirror.errors import UpstreamError
 from mirror.progress import Reporter
@@ -260,12 +260,9 @@ class Verifier:
 
     def rewrite_root(self) -> None:
         """The same root a sync writes: every published project, at the serial of the last complete run."""
-        serial = self.state.get_int("serial")
-        html, v1_html, v1_json = layout.root_paths()
-        published = self.state.iter_published
-        self.storage.write_atomic(v1_json, render.render_index_json(published(True), IndexMeta(last_serial=serial)))
-        self.storage.write_atomic(v1_html, render.render_index_html(published(True), serial))
-        self.storage.write_atomic(html, render.render_index_html(published(True), serial))
+        from mirror.sync import write_root
+
+        write_root(self.state, self.storage)
         self.report.root_rewritten = True
 
     # -- orphans --------------------------------------------------------------------------------
@@ -387,7 +384,7 @@ def run(config: Config, state: VerifyState, reporter: Reporter, options: VerifyO
 
     The findings stay in state until the caller ends the pass with :meth:`VerifyState.finish_pass`.
     """
-    storage = FileStorage(config.web, fsync=config.fsync)
+    storage = FileStorage(config.web, fsync=config.fsync, on_change=state.record_change)
     verifier = Verifier(config, state, storage, reporter, options)
     first = verifier.start()
     if first in ("pages", "simple", "files", "root"):
