@@ -14,7 +14,7 @@ import pytest
 from mirror.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_PARTIAL
 from tests.conftest import Mirror, StaticServer, check_tree, clean_env, page_files
 from tests.fakepypi import BuiltFile, FakePyPI, build_wheel
-from tests.integration.test_installers import uv_binary
+from tests.installers import uv_binary
 
 X86 = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
 ARM = "cp313-cp313-manylinux_2_17_aarch64.manylinux2014_aarch64"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,14 +11,7 @@ import pytest
 from mirror.errors import EXIT_OK
 from tests.conftest import Mirror, StaticServer, check_tree, clean_env
 from tests.fakepypi import FakePyPI
-
-
-def uv_binary() -> str:
-    local = Path(sys.executable).with_name("uv")
-    found = str(local) if local.exists() else shutil.which("uv")
-    if found is None:
-        pytest.fail("uv is not installed (pip install -e '.[test]')")
-    return found
+from tests.installers import installed, uv_install
 
 
 @pytest.fixture
@@ -37,10 +29,6 @@ def served(upstream: FakePyPI, mirror: Mirror):
         yield static
 
 
-def installed(target: Path) -> set[str]:
-    return {p.name for p in target.glob("*.dist-info")}
-
-
 def test_pip_installs_with_dependencies(served: StaticServer, tmp_path: Path) -> None:
     target = tmp_path / "site"
     result = subprocess.run(
@@ -56,17 +44,4 @@ def test_pip_installs_with_dependencies(served: StaticServer, tmp_path: Path) ->
 
 
 def test_uv_installs_with_dependencies(served: StaticServer, tmp_path: Path) -> None:
-    env = clean_env(tmp_path)
-    venv = tmp_path / "venv"
-    uv = uv_binary()
-    subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True, env=env, capture_output=True)
-    result = subprocess.run(
-        [uv, "pip", "install", "--python", str(venv / "bin" / "python"), "--index-url", served.simple_url, "demo"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    assert installed(site) == {"demo-1.0.dist-info", "dep-2.0.dist-info"}
+    assert uv_install(served.simple_url, "demo", tmp_path) == {"demo-1.0.dist-info", "dep-2.0.dist-info"}

@@ -26,7 +26,7 @@ from mirror.errors import EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_OK
 from tests.conftest import check_tree, clean_env
 from tests.core.test_negotiate import CASES, PIP, UV
 from tests.fakepypi import FakePyPI
-from tests.integration.test_installers import installed, uv_binary
+from tests.installers import installed, uv_binary, uv_install
 from tests.servers import Nginx, Serve
 
 
@@ -191,19 +191,7 @@ def test_pip_download_uses_the_metadata_files(nginx: Nginx, tmp_path: Path) -> N
 
 
 def test_uv_installs_through_each_server(server: Nginx | Serve, tmp_path: Path) -> None:
-    env = clean_env(tmp_path)
-    venv, uv = tmp_path / "venv", uv_binary()
-    subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True, env=env, capture_output=True)
-    result = subprocess.run(
-        [uv, "pip", "install", "--python", str(venv / "bin" / "python"), "--index-url", server.url + "simple/", "demo"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    assert installed(site) == {"demo-1.1.dist-info", "dep-2.0.dist-info"}
+    assert uv_install(server.url + "simple/", "demo", tmp_path) == {"demo-1.1.dist-info", "dep-2.0.dist-info"}
 
 
 def test_uv_exclude_newer_picks_what_was_uploaded_before(nginx: Nginx, tmp_path: Path) -> None:
