@@ -123,7 +123,7 @@ class FileWriter:
             os.unlink(self._temp)
 
 
-class ThreadedWriter:
+class BufferedWriter:
     """Buffers a download, then creates, writes, (fsyncs) and renames it in one offloaded call.
 
     With fsync the call runs on a worker thread, so a slow disk never stalls the other downloads.
@@ -193,10 +193,10 @@ class FileStorage:
         temp = self._name(layout.temp_name(path, secrets.token_hex(4)))
         return FileWriter(self._name(path), temp, self._fsync, self._hook(path))
 
-    def open_async_writer(self, path: str) -> ThreadedWriter:
+    def open_async_writer(self, path: str) -> BufferedWriter:
         final = self._name(path)
         temp = self._name(layout.temp_name(path, secrets.token_hex(4)))
-        return ThreadedWriter(final, temp, self._fsync, self._offload, self._hook(path))
+        return BufferedWriter(final, temp, self._fsync, self._offload, self._hook(path))
 
     async def write_pages(self, pages: Iterable[tuple[str, bytes]]) -> None:
         pending = list(pages)
