@@ -90,13 +90,19 @@ def test_a_chain_of_bundles_keeps_the_offline_tree_identical(upstream: FakePyPI,
     assert len(list(bundles.glob("*.manifest.jsonl"))) == len(STEPS)
 
 
-def test_offline_state_serves_status_and_chaining(upstream: FakePyPI, tmp_path: Path, capsys) -> None:
+def imported_pair(upstream: FakePyPI, tmp_path: Path) -> tuple[Mirror, Offline]:
+    """A connected mirror of demo 1.0 and dep 2.0, and an offline one that imported its first bundle."""
     online = connected(tmp_path / "online", upstream)
     upstream.add_release("demo", "1.0")
     upstream.add_release("dep", "2.0")
     assert online.run("sync") == EXIT_OK
     offline = Offline(tmp_path / "offline")
     assert offline.import_(export(online, tmp_path / "usb")) == EXIT_OK
+    return online, offline
+
+
+def test_offline_state_serves_status_and_chaining(upstream: FakePyPI, tmp_path: Path, capsys) -> None:
+    online, offline = imported_pair(upstream, tmp_path)
     capsys.readouterr()
     assert online.run("status", "--json") == EXIT_OK
     theirs = json.loads(capsys.readouterr().out)
@@ -157,12 +163,7 @@ def test_diff_files_list_each_run_with_markers(upstream: FakePyPI, tmp_path: Pat
 
 
 def test_a_full_bundle_resets_the_offline_tree(upstream: FakePyPI, tmp_path: Path) -> None:
-    online = connected(tmp_path / "online", upstream)
-    upstream.add_release("demo", "1.0")
-    upstream.add_release("dep", "2.0")
-    assert online.run("sync") == EXIT_OK
-    offline = Offline(tmp_path / "offline")
-    assert offline.import_(export(online, tmp_path / "usb")) == EXIT_OK
+    online, offline = imported_pair(upstream, tmp_path)
     upstream.remove_project("dep")
     upstream.add_release("demo", "1.1")
     assert online.run("sync") == EXIT_OK

@@ -278,8 +278,11 @@ def test_deletion_guard_refuses_a_wiped_upstream(upstream: FakePyPI, mirror: Mir
     capsys.readouterr()
     assert mirror.run("sync") == EXIT_ENVIRONMENT
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("mirror: error: refusing to delete 9 of 10 projects")
+    # The torture case of issue 4: the upstream suddenly lists a tenth of its projects.
+    assert err[-1].startswith("mirror: error: refusing to delete 9 of 10 projects (90% > max-delete-fraction 20%)")
+    assert "raise max-delete-fraction for one run" in err[-1]
     assert snapshot(mirror.web) == before
+    assert mirror.run("verify", "--hashes") == EXIT_OK  # the tree and its state are untouched
     mirror.write_config(upstream.simple_url, **{"max-delete-fraction": 1.0})
     assert mirror.run("sync") == EXIT_OK
     assert sorted(p.name for p in (mirror.web / "simple").iterdir() if p.is_dir()) == ["p0"]
