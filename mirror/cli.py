@@ -237,16 +237,9 @@ def _sync(config: Config, args: argparse.Namespace) -> int:
 
     async def run() -> RunReport:
         nonlocal report
-        async with Upstream(config) as upstream:
-            syncer = Syncer(
-                config,
-                state,
-                FileStorage(config.web, fsync=config.fsync, on_change=state.record_change),
-                upstream,
-                filters,
-                reporter,
-                options,
-            )
+        storage = FileStorage(config.web, fsync=config.fsync, on_change=state.record_change)
+        async with Upstream(config) as upstream, storage.publishing():
+            syncer = Syncer(config, state, storage, upstream, filters, reporter, options)
             report = syncer.report  # a run that stops part way still reports what it did
             return await syncer.run()
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import itertools
 import os
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -16,6 +17,7 @@ import anyio
 
 from mirror.core import layout
 from mirror.errors import EnvironmentFault, UnsafeName
+from mirror.storage.putter import Put, PutFailed, Putter
 
 _CHUNK = 1 << 20
 # A download is held in memory up to this size before it goes to disk: most files are small
@@ -71,6 +73,15 @@ ChangeHook = Callable[[str, bool], None]
 
 It writes to the state database, so it is only ever called on the event loop's thread."""
 
+# Temporary names: counted from a random start per process (a getrandom call per file showed in
+# profiles), 8 hex digits as before; a crashed run's leftovers are gone before the next run writes.
+_counter = itertools.count(secrets.randbits(32))
+
+
+def _token() -> str:
+    return f"{next(_counter) & 0xFFFFFFFF:08x}"
+
+
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -123,16 +134,28 @@ class FileWriter:
             os.unlink(self._temp)
 
 
-class BufferedWriter:
-    """Buffers a download, then creates, writes, (fsyncs) and renames it in one offloaded call.
+PutFiles = Callable[[Sequence[Put]], Awaitable[None]]
 
-    With fsync the call runs on a worker thread, so a slow disk never stalls the other downloads.
+
+class BufferedWriter:
+    """Buffers a download, then creates, writes, (fsyncs) and renames it in one call.
+
+    A download that fits the buffer goes to the file writer process when there is one (``put``);
+    with fsync the call runs on a worker thread, so a slow disk never stalls the other downloads.
+    A larger one spills to its temporary file and streams there.
     """
 
     def __init__(
-        self, final: str, temp: str, fsync: bool, offload: _Offload, on_commit: Callable[[], None] | None
+        self,
+        final: str,
+        temp: str,
+        fsync: bool,
+        offload: _Offload,
+        on_commit: Callable[[], None] | None,
+        put: PutFiles | None = None,
     ) -> None:
         self._args, self._offload, self._on_commit = (final, temp, fsync), offload, on_commit
+        self._put = put
         self._writer: FileWriter | None = None
         self._buffer: list[bytes] = []
         self._buffered = 0
@@ -144,7 +167,12 @@ class BufferedWriter:
             await self._offload(self._flush)
 
     async def commit(self) -> None:
-        await self._offload(self._commit)
+        if self._writer is None and self._put is not None:
+            final, temp, _ = self._args
+            await self._put([(final, temp, self._buffer)])
+            self._buffer = []
+        else:
+            await self._offload(self._commit)
         if self._on_commit is not None:  # back on the event loop's thread
             self._on_commit()
 
@@ -175,12 +203,48 @@ class FileStorage:
         self._fsync = fsync
         self._on_change = on_change
         self._offload = _Offload(_IO_THREADS if fsync else 0)
+        self._putter: Putter | None = None
+        self._putting = False
+        self._putter_lock = anyio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def publishing(self) -> AsyncIterator[None]:
+        """Within this, small files go to a file writer process (started on first use).
+
+        Not with fsync: one process would serialize the fsyncs that threads run side by side.
+        """
+        self._putting = not self._fsync
+        try:
+            yield
+        finally:
+            self._putting = False
+            putter, self._putter = self._putter, None
+            if putter is not None:
+                await putter.aclose()
+
+    def _put_files(self) -> PutFiles | None:
+        return self._put if self._putting else None
+
+    async def _put(self, files: Sequence[Put]) -> None:
+        putter = self._putter
+        if putter is None:
+            async with self._putter_lock:
+                if self._putter is None:
+                    self._putter = await Putter.start()
+                putter = self._putter
+        try:
+            await putter.put(files)
+        except PutFailed as exc:
+            raise fatal(OSError(exc.errno, os.strerror(exc.errno)), Path(exc.path)) from None
 
     def _name(self, path: str) -> str:
         # Paths come from core.layout, which already refuses anything unsafe; this is the last fence.
         if "\\" in path or "\x00" in path or any(part in _BAD_PARTS for part in path.split("/")):
             raise UnsafeName(f"refusing path {path!r}")
         return self._prefix + path
+
+    def _temp_for(self, path: str) -> str:
+        return self._name(layout.temp_name(path, _token()))
 
     def _full(self, path: str) -> Path:
         return Path(self._name(path))
@@ -190,22 +254,26 @@ class FileStorage:
         return None if hook is None else lambda: hook(path, False)
 
     def open_writer(self, path: str) -> FileWriter:
-        temp = self._name(layout.temp_name(path, secrets.token_hex(4)))
+        temp = self._temp_for(path)
         return FileWriter(self._name(path), temp, self._fsync, self._hook(path))
 
     def open_async_writer(self, path: str) -> BufferedWriter:
         final = self._name(path)
-        temp = self._name(layout.temp_name(path, secrets.token_hex(4)))
-        return BufferedWriter(final, temp, self._fsync, self._offload, self._hook(path))
+        temp = self._temp_for(path)
+        return BufferedWriter(final, temp, self._fsync, self._offload, self._hook(path), self._put_files())
 
     async def write_pages(self, pages: Iterable[tuple[str, bytes]]) -> None:
         pending = list(pages)
+        put = self._put_files()
+        if put is not None:
+            await put([(self._name(path), self._temp_for(path), [body]) for path, body in pending])
+        else:
 
-        def write() -> None:
-            for path, body in pending:
-                self._write_atomic(path, [body], None)
+            def write() -> None:
+                for path, body in pending:
+                    self._write_atomic(path, [body], None)
 
-        await self._offload(write)
+            await self._offload(write)
         if self._on_change is not None:
             for path, _ in pending:
                 self._on_change(path, False)
@@ -214,7 +282,7 @@ class FileStorage:
         self._write_atomic(path, chunks, self._hook(path))
 
     def _write_atomic(self, path: str, chunks: Iterable[bytes], on_commit: Callable[[], None] | None) -> None:
-        temp = self._name(layout.temp_name(path, secrets.token_hex(4)))
+        temp = self._temp_for(path)
         writer = FileWriter(self._name(path), temp, self._fsync, on_commit)
         try:
             for chunk in chunks:

@@ -1,0 +1,129 @@
+"""The file writer process: creates, writes and renames small files that ``mirror sync`` hands it.
+
+Run by :mod:`mirror.storage.putter` as ``python -I -S <this file> <parent pid>``: standard library
+only, so it starts in milliseconds and never imports from the working directory.
+
+Why a process: on a mirror's many small files the kernel's work (mkdir, create, rename) is as
+large as all of the Python work, and a thread doing it would hand the GIL back and forth with
+the event loop on every system call. A process does it on the other core, with no GIL to share.
+
+Protocol, little-endian. Each request is a header ``id, group, final length, temp length, data
+length`` (5 x u32), then the final path, the temporary path (both absolute, UTF-8 with surrogate
+escapes) and the data. The data goes to the temporary path, which is then renamed to the final
+one; missing directories are created. Each reply is ``id, errno`` (2 x u32, errno 0 for success).
+Requests of one group are published in order, and after a failure the rest of its group is
+refused with ECANCELED, so a page set is never half replaced. Replies go out in request order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import struct
+import sys
+
+HEADER = struct.Struct("<5I")
+REPLY = struct.Struct("<2I")
+_READ = 1 << 20
+# Replies wait for this many, or for the input to run dry, so the parent wakes once per batch.
+_REPLY_BATCH = 16
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_ENCODING = ("utf-8", "surrogateescape")
+
+
+def put(final: str, temp: str, data: memoryview) -> int:
+    """Write ``data`` to ``temp``, rename it to ``final``; 0 or the errno of what failed."""
+    try:
+        try:
+            fd = os.open(temp, _CREATE, 0o644)
+        except FileNotFoundError:  # most directories exist; create them only when they do not
+            _make_dirs(os.path.dirname(final))
+            fd = os.open(temp, _CREATE, 0o644)
+    except OSError as exc:
+        return exc.errno or errno.EIO
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+        os.close(fd)
+        fd = -1
+        os.rename(temp, final)
+    except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        return exc.errno or errno.EIO
+    return 0
+
+
+def _make_dirs(directory: str) -> None:
+    # mkdir first and stat never: a missing directory costs one call per level, not three.
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        _make_dirs(os.path.dirname(directory))
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory)
+
+
+def serve(source: int, sink: int, parent: int) -> int:
+    buffer = bytearray()
+    replies = bytearray()
+    failed_group = -1
+    while True:
+        start = 0
+        pending = 0
+        while len(buffer) - start >= HEADER.size:
+            ident, group, final_len, temp_len, size = HEADER.unpack_from(buffer, start)
+            begin = start + HEADER.size
+            end = begin + final_len + temp_len + size
+            if end > len(buffer):
+                break
+            if os.getppid() != parent:
+                return 1  # the parent died (kill -9): its rerun owns the tree now, write nothing more
+            if group == failed_group:
+                result = errno.ECANCELED
+            else:
+                final = bytes(buffer[begin : begin + final_len]).decode(*_ENCODING)
+                temp = bytes(buffer[begin + final_len : begin + final_len + temp_len]).decode(*_ENCODING)
+                with memoryview(buffer) as view:
+                    result = put(final, temp, view[begin + final_len + temp_len : end])
+                if result:
+                    failed_group = group
+            replies += REPLY.pack(ident, result)
+            pending += 1
+            start = end
+            if pending >= _REPLY_BATCH:
+                _send(sink, replies)
+                pending = 0
+        del buffer[:start]
+        _send(sink, replies)
+        chunk = os.read(source, _READ)
+        if not chunk:
+            return 0 if not buffer else 1
+        buffer += chunk
+
+
+def _send(sink: int, replies: bytearray) -> None:
+    with memoryview(replies) as view:
+        sent = 0
+        while sent < len(view):
+            sent += os.write(sink, view[sent:])
+    del replies[:]
+
+
+def main() -> int:
+    parent = int(sys.argv[1])
+    try:
+        return serve(sys.stdin.fileno(), sys.stdout.fileno(), parent)
+    except BrokenPipeError:
+        return 1  # the parent went away while we replied
+    except KeyboardInterrupt:
+        return 1  # Ctrl-C reaches the whole process group: the parent reports it
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""The parent's side of the file writer process (:mod:`mirror.storage._put_child`).
+
+``mirror sync`` hands it every small file it publishes: a download that fit in memory, a page.
+The event loop only packs a request and later wakes on its reply; the directory and inode work
+runs in the other process, in parallel with the network. Large downloads stream to disk from the
+event loop as before: per byte the pipe would cost as much as the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import itertools
+import os
+import struct
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from mirror.errors import EnvironmentFault
+
+_CHILD = str(Path(__file__).with_name("_put_child.py"))
+# Must match _put_child.HEADER and REPLY.
+_HEADER = struct.Struct("<5I")
+_REPLY = struct.Struct("<2I")
+_ENCODING = ("utf-8", "surrogateescape")
+_STDERR_KEPT = 4096
+# A reply the child never sent: it died with the request in flight.
+_DIED = 0xFFFFFFFF
+# The pipe's buffer: the default 64 KiB holds few downloads; 1 MiB is Linux's unprivileged maximum.
+_PIPE_SIZE = 1 << 20
+
+Put = tuple[str, str, Sequence[bytes]]
+"""``(final path, temporary path, chunks)``: one file to publish."""
+
+
+class PutFailed(Exception):
+    """The child could not publish a file: ``errno`` says why (ECANCELED: an earlier file of its group failed)."""
+
+    def __init__(self, code: int, path: str) -> None:
+        super().__init__(code, os.strerror(code), path)
+        self.errno, self.path = code, path
+
+
+class _Protocol(asyncio.SubprocessProtocol):
+    def __init__(self, owner: Putter) -> None:
+        self._owner = owner
+        self._replies = bytearray()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 2:
+            self._owner.stderr = (self._owner.stderr + data)[-_STDERR_KEPT:]
+            return
+        self._replies += data
+        whole = len(self._replies) - len(self._replies) % _REPLY.size
+        for ident, code in _REPLY.iter_unpack(memoryview(self._replies)[:whole]):
+            self._owner.resolve(ident, code)
+        del self._replies[:whole]
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self._owner.lost()
+
+    def process_exited(self) -> None:
+        self._owner.lost()
+
+
+class Putter:
+    """One child process and the requests in flight to it."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._stdin: asyncio.WriteTransport | None = None
+        self._pending: dict[int, tuple[asyncio.Future[int], str]] = {}
+        self._ids = itertools.count(1)
+        self._gone = False
+        self._exited: asyncio.Future[None] | None = None
+        self.stderr = b""
+
+    @classmethod
+    async def start(cls) -> Putter:
+        putter = cls()
+        loop = asyncio.get_running_loop()
+        putter._exited = loop.create_future()
+        try:
+            transport, _ = await loop.subprocess_exec(
+                lambda: _Protocol(putter),
+                sys.executable,
+                "-I",
+                "-S",
+                _CHILD,
+                str(os.getpid()),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise EnvironmentFault(f"cannot start the file writer process ({sys.executable}): {exc}") from None
+        putter._transport = transport
+        stdin = transport.get_pipe_transport(0)
+        assert isinstance(stdin, asyncio.WriteTransport)
+        # Requests in flight are bounded by the tasks awaiting them, not by pausing the pipe.
+        stdin.set_write_buffer_limits(high=1 << 30)
+        pipe = stdin.get_extra_info("pipe")
+        if pipe is not None and hasattr(fcntl, "F_SETPIPE_SZ"):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        putter._stdin = stdin
+        return putter
+
+    async def put(self, files: Sequence[Put]) -> None:
+        """Publish ``files`` in order; raises PutFailed for the first that failed.
+
+        Shielded, like a write in a thread: a cancelled caller still learns the outcome and
+        records the files that were published (cancellation reaches it at its next checkpoint).
+        """
+        futures = self._send(files)
+        with anyio.CancelScope(shield=True):
+            codes = [await future for future, _ in futures]
+        for code, (_, path) in zip(codes, futures, strict=True):
+            if code == _DIED:
+                raise self._died()
+            if code:
+                raise PutFailed(code, path)
+
+    def _send(self, files: Sequence[Put]) -> list[tuple[asyncio.Future[int], str]]:
+        if self._gone or self._stdin is None:
+            raise self._died()
+        loop = asyncio.get_running_loop()
+        group = next(self._ids)
+        parts: list[bytes] = []
+        futures = []
+        for final, temp, chunks in files:
+            ident = next(self._ids)
+            final_bytes, temp_bytes = final.encode(*_ENCODING), temp.encode(*_ENCODING)
+            parts.append(_HEADER.pack(ident, group, len(final_bytes), len(temp_bytes), sum(map(len, chunks))))
+            parts += (final_bytes, temp_bytes, *chunks)
+            future: asyncio.Future[int] = loop.create_future()
+            self._pending[ident] = (future, temp)
+            futures.append((future, temp))
+        self._stdin.write(b"".join(parts))
+        return futures
+
+    def resolve(self, ident: int, code: int) -> None:
+        entry = self._pending.pop(ident, None)
+        if entry is not None and not entry[0].done():
+            entry[0].set_result(code)
+
+    def lost(self) -> None:
+        """The child is gone: whatever was in flight failed (a clean stop has nothing in flight)."""
+        if not self._gone:
+            self._gone = True
+            for future, _ in self._pending.values():
+                if not future.done():
+                    future.set_result(_DIED)
+            self._pending.clear()
+        exited = self._transport is not None and self._transport.get_returncode() is not None
+        if exited and self._exited is not None and not self._exited.done():
+            self._exited.set_result(None)
+
+    def _died(self) -> EnvironmentFault:
+        code = self._transport.get_returncode() if self._transport is not None else None
+        lines = self.stderr.decode("utf-8", "replace").strip().splitlines()
+        why = f": {lines[-1]}" if lines else (f" (exit status {code})" if code is not None else "")
+        return EnvironmentFault(f"the file writer process stopped unexpectedly{why}")
+
+    async def aclose(self) -> None:
+        """End of input: the child finishes what it has, then exits; wait for that."""
+        if self._transport is None:
+            return
+        self._gone = True
+        if self._stdin is not None:
+            self._stdin.close()
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(30):
+                if self._exited is not None:
+                    await self._exited
+            if self._transport.get_returncode() is None:
+                self._transport.kill()
+            self._transport.close()
