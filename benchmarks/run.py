@@ -98,8 +98,8 @@ def measure_tool(tool: Tool, up: UpstreamProcess, workload: str, rnd: int, setti
     """A first sync into a fresh empty directory, then (if it worked) a no-op rerun there."""
     assert up.expected is not None
     timeout = settings.timeout
-    target = settings.runs_dir / workload / tool.slug
-    shutil.rmtree(target, ignore_errors=True)
+    # Every run writes a fresh directory, and none is deleted before the last run (see _clear_runs).
+    target = settings.runs_dir / workload / f"{tool.slug}-r{rnd}"
     target.mkdir(parents=True)
     config = tool.write_config(target, up.expected.url, timeout)
     log = LOGS / f"{workload}-{tool.slug}-r{rnd}"
@@ -115,8 +115,27 @@ def measure_tool(tool: Tool, up: UpstreamProcess, workload: str, rnd: int, setti
         stats = up.stats()
         failure = _failure(again, None, up.expected, log.with_suffix(".noop.log"))
         runs.append(_record(tool, rnd, "noop", again, stats, failure=failure, **counts))
-    shutil.rmtree(target, ignore_errors=True)
     return runs
+
+
+def _clear_runs(console: Console, runs_dir: Path, *, last: bool = False) -> None:
+    """Delete the mirrors written, only once every run is done.
+
+    On ext4 without a journal (these VMs' disks) a deleted inode counts as "recently deleted" for
+    up to 5 minutes once its inode-table block is dirtied again, and every new inode is allocated
+    by scanning past those (``recently_deleted()`` in fs/ext4/ialloc.c): deleting one run's
+    ~20,000 entries right before the next run made that run's mkdir/create cost 3-10x more
+    kernel time. So no tree is deleted between runs, and runs of the harness should be at least
+    5 minutes apart on such a disk (or use ``--runs-dir`` on tmpfs).
+    """
+    if not runs_dir.exists() or not any(runs_dir.iterdir()):
+        return
+    shutil.rmtree(runs_dir)
+    if not last:
+        console.print(
+            f"[yellow]deleted the mirrors a previous run left in {runs_dir}: on ext4 without a journal "
+            "the next few minutes of file creation there are slower (see benchmarks/README.md)[/yellow]"
+        )
 
 
 def _progress(console: Console, run: Run) -> None:
@@ -142,7 +161,6 @@ def run_workload(console: Console, workload: Workload, tools: Sequence[Tool], se
                 for run in measure_tool(tool, up, workload.name, rnd, settings):
                     _progress(console, run)
                     runs.append(run)
-    shutil.rmtree(settings.runs_dir / workload.name, ignore_errors=True)
     summaries = [summarize(t.label, t.family, t.workers, runs) for t in tools]
     theirs = next(s for s in summaries if s.family == "bandersnatch")
     mine = [s for s in summaries if s.family == "mirror"]
@@ -212,7 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = [int(w) for w in args.mirror_workers.split(",")]
     tools = [mirror_tool(w) for w in workers] + [bandersnatch_tool(bandersnatch)]
     settings = Settings(args.repeat, args.timeout, args.runs_dir.resolve())
-    results = [run_workload(console, workload, tools, settings) for workload in _workloads(args)]
+    _clear_runs(console, settings.runs_dir)
+    try:
+        results = [run_workload(console, workload, tools, settings) for workload in _workloads(args)]
+    finally:
+        _clear_runs(console, settings.runs_dir, last=True)
     for result in results:
         console.print()
         print_workload(console, result)
