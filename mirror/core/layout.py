@@ -111,6 +111,9 @@ def metadata_path(path: str) -> str:
 
 def relative_link(from_dir: str, path: str) -> str:
     """A percent-quoted relative URL from a page directory to a file, both relative to ``web/``."""
+    top = from_dir.partition("/")[0]
+    if not path.startswith(top + "/"):  # the usual case, simple/<name>/ to packages/...: no relpath needed
+        return "../" * (from_dir.count("/") + 1) + quote(path, safe="/")
     return quote(posixpath.relpath(path, from_dir), safe="/")
 
 
