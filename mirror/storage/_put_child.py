@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import struct
 import sys
 
@@ -117,12 +118,12 @@ def _send(sink: int, replies: bytearray) -> None:
 
 def main() -> int:
     parent = int(sys.argv[1])
+    # Ctrl-C reaches the whole process group: the parent stops its run, then closes our input.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         return serve(sys.stdin.fileno(), sys.stdout.fileno(), parent)
     except BrokenPipeError:
         return 1  # the parent went away while we replied
-    except KeyboardInterrupt:
-        return 1  # Ctrl-C reaches the whole process group: the parent reports it
 
 
 if __name__ == "__main__":

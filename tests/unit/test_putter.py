@@ -153,12 +153,14 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_the_writer_process_ends_with_a_killed_parent(tmp_path: Path) -> None:
-    """kill -9 of `mirror sync`: its writer process writes nothing more and exits."""
+    """kill -9 of `mirror sync`: its writer process writes nothing more and exits (Ctrl-C alone does not end it)."""
     web = tmp_path / "web"
     web.mkdir()
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(web)], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
+    os.kill(child, signal.SIGINT)  # Ctrl-C reaches the whole group: the parent decides, the writer stays
+    time.sleep(0.2)
     assert _alive(child)
     parent.kill()
     parent.wait()
