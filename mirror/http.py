@@ -44,6 +44,8 @@ HTML_TYPES = ("application/vnd.pypi.simple.v1+html", "application/vnd.pypi.simpl
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _MAX_RETRY_AFTER = 300.0
 _FIRST_BACKOFF = 0.25
+# The most a body read returns at once (less when less has arrived).
+_READ_SIZE = 1 << 18
 T = TypeVar("T")
 
 
@@ -136,7 +138,11 @@ def make_client(config: Config) -> httpx.AsyncClient:
         except ImportError:
             raise ConfigError(f"{config.source}: [mirror] http2 = true needs the h2 package") from None
     from httpx_aiohttp import AiohttpTransport
+    from httpx_aiohttp.transport import AiohttpResponseStream
 
+    # Its class-level read size: 16 KiB cut a large download into 4-16x more chunks than arrive
+    # from the socket, each one a trip through every stream layer (measured: 10-15% of the bytes run).
+    AiohttpResponseStream.CHUNK_SIZE = _READ_SIZE
     transport = AiohttpTransport(verify=verify, limits=limits)
     return _Client(transport=transport, timeout=timeout, headers=headers, follow_redirects=True, max_redirects=5)
 
