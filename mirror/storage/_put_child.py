@@ -30,7 +30,7 @@ _READ = 1 << 20
 # Replies wait for this many, or for the input to run dry, so the parent wakes once per batch.
 _REPLY_BATCH = 16
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-_ENCODING = ("utf-8", "surrogateescape")
+ENCODING = ("utf-8", "surrogateescape")
 
 
 def put(final: str, temp: str, data: memoryview) -> int:
@@ -88,8 +88,8 @@ def serve(source: int, sink: int, parent: int) -> int:
             if group == failed_group:
                 result = errno.ECANCELED
             else:
-                final = bytes(buffer[begin : begin + final_len]).decode(*_ENCODING)
-                temp = bytes(buffer[begin + final_len : begin + final_len + temp_len]).decode(*_ENCODING)
+                final = bytes(buffer[begin : begin + final_len]).decode(*ENCODING)
+                temp = bytes(buffer[begin + final_len : begin + final_len + temp_len]).decode(*ENCODING)
                 with memoryview(buffer) as view:
                     result = put(final, temp, view[begin + final_len + temp_len : end])
                 if result:

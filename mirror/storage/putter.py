@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import itertools
 import os
-import struct
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -23,11 +22,10 @@ import anyio
 
 from mirror.errors import EnvironmentFault
 
+# The child's module is stdlib-only, so the parent can share its protocol definitions.
+from mirror.storage._put_child import ENCODING, HEADER, REPLY
+
 _CHILD = str(Path(__file__).with_name("_put_child.py"))
-# Must match _put_child.HEADER and REPLY.
-_HEADER = struct.Struct("<5I")
-_REPLY = struct.Struct("<2I")
-_ENCODING = ("utf-8", "surrogateescape")
 _STDERR_KEPT = 4096
 # A reply the child never sent: it died with the request in flight.
 _DIED = 0xFFFFFFFF
@@ -56,8 +54,8 @@ class _Protocol(asyncio.SubprocessProtocol):
             self._owner.stderr = (self._owner.stderr + data)[-_STDERR_KEPT:]
             return
         self._replies += data
-        whole = len(self._replies) - len(self._replies) % _REPLY.size
-        for ident, code in _REPLY.iter_unpack(memoryview(self._replies)[:whole]):
+        whole = len(self._replies) - len(self._replies) % REPLY.size
+        for ident, code in REPLY.iter_unpack(memoryview(self._replies)[:whole]):
             self._owner.resolve(ident, code)
         del self._replies[:whole]
 
@@ -136,8 +134,8 @@ class Putter:
         futures = []
         for final, temp, chunks in files:
             ident = next(self._ids)
-            final_bytes, temp_bytes = final.encode(*_ENCODING), temp.encode(*_ENCODING)
-            parts.append(_HEADER.pack(ident, group, len(final_bytes), len(temp_bytes), sum(map(len, chunks))))
+            final_bytes, temp_bytes = final.encode(*ENCODING), temp.encode(*ENCODING)
+            parts.append(HEADER.pack(ident, group, len(final_bytes), len(temp_bytes), sum(map(len, chunks))))
             parts += (final_bytes, temp_bytes, *chunks)
             future: asyncio.Future[int] = loop.create_future()
             self._pending[ident] = (future, temp)
