@@ -8,11 +8,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urljoin
 
 import pytest
@@ -20,6 +20,7 @@ import pytest
 from mirror.cli import main
 from mirror.core import parse
 from tests.fakepypi import FakePyPI
+from tests.servers import InThread
 
 ROOT = Path(__file__).parents[1]
 
@@ -48,6 +49,12 @@ class Mirror:
 
     def run(self, *args: str, capsys: pytest.CaptureFixture[str] | None = None) -> int:
         return main(["--config", str(self.config), *args])
+
+    def start_process(self, *args: str, **popen: Any) -> subprocess.Popen[str]:
+        """``mirror --config <config> args`` as a child left running (to kill, signal or race it)."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "mirror", "--config", str(self.config), *args], cwd=ROOT, text=True, **popen
+        )
 
     def run_process(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -127,30 +134,16 @@ def page_files(web: Path, name: str) -> dict[str, dict[str, object]]:
     return {f["filename"]: f for f in page["files"]}
 
 
-class StaticServer:
+class StaticServer(InThread):
     """A plain static file server on loopback, like any web server over ``web/`` without negotiation."""
 
     def __init__(self, directory: Path) -> None:
         handler = partial(_QuietHandler, directory=str(directory))
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/"
+        super().__init__(http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler))
 
     @property
     def simple_url(self) -> str:
         return urljoin(self.url, "simple/")
-
-    def __enter__(self) -> StaticServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -98,21 +100,29 @@ class Nginx:
         return [line.split('"')[1].split()[1] for line in self.access_log.read_text().splitlines()]
 
 
-class Serve:
-    """``mirror serve``'s server in a thread of this process."""
+class InThread:
+    """An ``http.server`` server run by a daemon thread of this process, for the span of a ``with``."""
 
-    def __init__(self, web: Path) -> None:
-        self._server = MirrorServer(web, ("127.0.0.1", 0), log=False)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    def __init__(self, server: http.server.HTTPServer) -> None:
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return self._server.url
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/"
 
-    def __enter__(self) -> Serve:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class Serve(InThread):
+    """``mirror serve``'s server in a thread of this process."""
+
+    def __init__(self, web: Path) -> None:
+        super().__init__(MirrorServer(web, ("127.0.0.1", 0), log=False))

@@ -108,12 +108,7 @@ def test_second_concurrent_run_exits_3(upstream: FakePyPI, mirror: Mirror) -> No
     upstream.add_release("demo", "1.0")
     upstream.faults.slow("/simple/", delay=3.0)
     mirror.write_config(upstream.simple_url)
-    first = subprocess.Popen(
-        [sys.executable, "-m", "mirror", "--config", str(mirror.config), "sync"],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = mirror.start_process("sync", stderr=subprocess.PIPE)
     try:
         lock = mirror.root / "m" / "state" / "lock"
         for _ in range(100):

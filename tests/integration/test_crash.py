@@ -5,12 +5,11 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from mirror.errors import EXIT_OK
-from tests.conftest import ROOT, Mirror, check_tree, snapshot
+from tests.conftest import Mirror, check_tree, snapshot
 from tests.fakepypi import FakePyPI
 
 TRIALS = 16
@@ -21,13 +20,8 @@ def populate(up: FakePyPI, projects: int, version: str) -> None:
         up.add_release(f"pkg{i:02d}", version, payload_size=20_000 + 1000 * i)
 
 
-def start(mirror: Mirror) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "mirror", "--quiet", "--config", str(mirror.config), "sync"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def start(mirror: Mirror) -> subprocess.Popen[str]:
+    return mirror.start_process("--quiet", "sync", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def clean_tree(up: FakePyPI, root: Path) -> dict[str, str]:

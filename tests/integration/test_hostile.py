@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +12,13 @@ import pytest
 
 from mirror.errors import EXIT_OK, EXIT_PARTIAL
 from tests.conftest import Mirror, check_tree
+from tests.servers import InThread
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 Route = tuple[int, str, bytes]
 
 
-class HostileServer:
+class HostileServer(InThread):
     """Serves fixed bytes with fixed content types on 127.0.0.1: whatever a test wants an upstream to say."""
 
     def __init__(self, routes: dict[str, Route]) -> None:
@@ -34,21 +34,11 @@ class HostileServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler))
 
     @property
     def simple_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/simple/"
-
-    def __enter__(self) -> HostileServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.url + "simple/"
 
 
 def page(name: str, files: list[dict[str, object]]) -> Route:

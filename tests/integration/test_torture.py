@@ -11,7 +11,6 @@ import json
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mirror.errors import EXIT_ENVIRONMENT, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL
-from tests.conftest import ROOT, Mirror, check_tree, snapshot
+from tests.conftest import Mirror, check_tree, snapshot
 from tests.fakepypi import FakePyPI
 from tests.integration.test_crash import clean_tree
 
@@ -99,12 +98,7 @@ def test_upstream_that_disappears_mid_run(tmp_path: Path) -> None:
         mirror = Mirror(tmp_path, tmp_path / "mirror.toml")
         mirror.write_config(up.simple_url, retries=1)
         up.faults.rates(slow=1.0, slow_delay=0.05)
-        child = subprocess.Popen(
-            [sys.executable, "-m", "mirror", "--quiet", "--config", str(mirror.config), "sync"],
-            cwd=ROOT,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        child = mirror.start_process("--quiet", "sync", stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
         while not list((mirror.web / "simple").glob("pkg0*/index.html")) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -124,11 +118,7 @@ def test_verify_during_a_sync_is_refused(upstream: FakePyPI, mirror: Mirror) -> 
     assert mirror.run("sync") == EXIT_OK
     upstream.add_release("pkg00", "3.0")
     upstream.faults.slow("/simple/", delay=2.0)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "mirror", "--quiet", "--config", str(mirror.config), "sync"],
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )
+    child = mirror.start_process("--quiet", "sync", stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.8)
         second = mirror.run_process("verify", "--repair")
@@ -207,12 +197,7 @@ def test_sigterm_leaves_a_consistent_tree(tmp_path: Path) -> None:
         mirror = Mirror(tmp_path, tmp_path / "mirror.toml")
         mirror.write_config(up.simple_url)
         up.faults.rates(slow=1.0, slow_delay=0.05)
-        child = subprocess.Popen(
-            [sys.executable, "-m", "mirror", "--quiet", "--config", str(mirror.config), "sync"],
-            cwd=ROOT,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        child = mirror.start_process("--quiet", "sync", stderr=subprocess.PIPE)
         time.sleep(0.6)
         child.send_signal(signal.SIGTERM)
         child.communicate(timeout=30)
