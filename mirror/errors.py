@@ -1,4 +1,4 @@
-"""One exception tree with one root; the CLI maps it to exit codes (DESIGN.md §1)."""
+"""One exception tree with one root; the CLI maps it to exit codes (ARCHITECTURE.md, "Errors and exit codes")."""
 
 from __future__ import annotations
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from mirror._plugins import Factory
+from mirror._plugins import build as _build
 from mirror.core.filters import Decision, FilterChain, PluginContext
 from mirror.core.models import DistFile, ProjectPage
-from mirror.plugins import Factory
-from mirror.plugins import build as _build
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 """The default "now" of :func:`build`: tests that involve time stay reproducible."""

@@ -14,7 +14,7 @@ from typing import Self
 
 import pytest
 
-from mirror.serve import MirrorServer
+from mirror.serve.static import MirrorServer
 
 ROOT = Path(__file__).parents[1]
 EXAMPLE = ROOT / "examples" / "nginx" / "mirror.conf"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from packaging.utils import NormalizedName
 
+from mirror._state import State
 from mirror.core import layout, render
 from mirror.core.models import DistFile, IndexEntry, IndexMeta, ProjectPage
-from mirror.state import State
 
 SERIAL = 1000
 

@@ -6,8 +6,8 @@ import re
 import tomllib
 from pathlib import Path
 
-from mirror.config import FiltersConfig
-from mirror.plugins import available, load_chain
+from mirror._config import FiltersConfig
+from mirror._plugins import available, load_chain
 
 STARTER = Path(__file__).parents[2] / "mirror" / "starter.toml"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from mirror._metrics import RunFacts, render
 from mirror.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_PARTIAL
-from mirror.metrics import RunFacts, render
 from tests.conftest import Mirror
 from tests.fakepypi import FakePyPI
 from tests.servers import free_port

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from mirror.bundle import PartWriter, parse_size
-from mirror.diffs import prune
+from mirror._state import Change, State
+from mirror.airgap.bundle import PartWriter, parse_size
 from mirror.errors import ConfigError
-from mirror.state import Change, State
 from mirror.storage.fs import FileStorage
+from mirror.sync.diffs import prune
 
 
 def test_the_log_keeps_the_last_change_per_path_and_tells_added_from_changed(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror import config
+from mirror import _config as config
 from mirror.errors import ConfigError
 
 STARTER = Path(__file__).parents[2] / "mirror" / "starter.toml"

@@ -1,5 +1,5 @@
 from mirror import __version__
-from mirror.http import ACCEPT, user_agent
+from mirror._http import ACCEPT, user_agent
 
 
 def test_user_agent_names_tool_version_and_contact():

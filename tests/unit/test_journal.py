@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mirror import journal
-from mirror.journal import TempJournal
+from mirror.sync import journal
+from mirror.sync.journal import TempJournal
 
 
 def test_records_directories_once_and_survives_reopening(tmp_path: Path) -> None:

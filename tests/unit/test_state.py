@@ -8,10 +8,10 @@ from pathlib import Path
 
 from packaging.utils import NormalizedName
 
+from mirror._state import State
 from mirror.core import parse
 from mirror.core.models import IndexEntry
 from mirror.core.plan import Action, LocalFile, plan_index
-from mirror.state import State
 
 
 def root_document(count: int) -> bytes:

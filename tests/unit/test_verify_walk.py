@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mirror.verify import walk_sorted
+from mirror.verify.engine import walk_sorted
 
 NAMES = ["a/x", "a/y/z", "a-b", "a.c", "a0", "b/c/d/e", "b/c-d", "b/c.d", "ü/ß", "B"]
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from mirror.bundle import MANIFEST_SUFFIX, Header, PartWriter
-from mirror.config import Config
+from mirror._config import Config
+from mirror._state import State
+from mirror.airgap.bundle import MANIFEST_SUFFIX, Header, PartWriter
 from mirror.core import layout
 from mirror.errors import ConfigError, EnvironmentFault
-from mirror.state import State
 
 COMPRESSIONS = {"none": ("w|", ".tar"), "gzip": ("w|gz", ".tar.gz")}
 _NO_SPLIT = 1 << 62

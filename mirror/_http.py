@@ -29,7 +29,7 @@ from tenacity import (
 )
 
 from mirror import __version__
-from mirror.config import Config
+from mirror._config import Config
 from mirror.core.models import Hashes
 from mirror.errors import ConfigError, IntegrityError, UpstreamError
 from mirror.storage.base import AsyncWriter

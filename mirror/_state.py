@@ -13,15 +13,16 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from packaging.utils import NormalizedName
 
 from mirror.core.models import IndexEntry
 from mirror.core.plan import Action, IndexChange, LocalFile, LocalProject
-from mirror.errors import EnvironmentFault, LockHeld
+from mirror.errors import ConfigError, EnvironmentFault, LockHeld
 
 SCHEMA_VERSION = "1"
 _SCHEMA = """
@@ -419,3 +420,30 @@ def _read_pid(fd: int) -> str:
         pid = int(os.pread(fd, 32, 0).decode().strip())
         return f" (pid {pid})"
     return ""
+
+
+STATE_DB = "mirror.sqlite3"
+"""The state database's file name under ``<directory>/state/``."""
+
+
+_S = TypeVar("_S", bound="State")
+
+
+@contextlib.contextmanager
+def open_state(
+    state_dir: Path, opener: Callable[[Path], _S], *, existing: bool = True, lock: bool = True
+) -> Iterator[_S]:
+    """Take the run lock, open the state database with ``opener``, and close both on the way out.
+
+    ``existing`` refuses to create a database: commands that read, verify or export a mirror need
+    one a sync made. ``lock=False`` is for readers (``status``) that must work while a run holds it.
+    """
+    db = state_dir / STATE_DB
+    if existing and not db.exists():
+        raise ConfigError(f"no mirror state at {db}: run `mirror sync` first")
+    with Lock(state_dir / "lock") if lock else contextlib.nullcontext():
+        state = opener(db)
+        try:
+            yield state
+        finally:
+            state.close()

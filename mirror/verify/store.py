@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mirror._state import State
 from mirror.core.plan import Action, IndexChange
 from mirror.core.verify import Finding, Problem, Recorded, Referenced
 from mirror.errors import EnvironmentFault
-from mirror.state import State
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS verify_refs (path TEXT PRIMARY KEY, project TEXT NOT NULL);

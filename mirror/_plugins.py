@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from mirror.config import FiltersConfig
+from mirror._config import FiltersConfig
 from mirror.core.filters import FileFilter, FilterChain, PluginContext, ProjectFilter, ReleaseFilter
 from mirror.core.options import OptionError
 from mirror.errors import ConfigError

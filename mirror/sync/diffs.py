@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from mirror.config import Config
+from mirror._config import Config
+from mirror._state import State
 from mirror.errors import EnvironmentFault
-from mirror.state import State
 
 _NAME = re.compile(r"^\d{8}T\d{6}Z_serial-\d+-\d+_\d+\.(diff|files)$")
 

@@ -1,4 +1,4 @@
-"""The sync orchestrator: discover → plan → execute, in the publication order of DESIGN.md.
+"""The sync orchestrator: discover → plan → execute, in the publication order of ARCHITECTURE.md.
 
 1. each file downloads to a temp name beside its target, is verified, then renamed;
 2. then its ``.metadata``; 3. then the project's pages; 4. then the root index;
@@ -21,8 +21,10 @@ from urllib.parse import urljoin
 import anyio
 from packaging.utils import NormalizedName
 
-from mirror import diffs, resolve
-from mirror.config import Config
+from mirror._config import Config
+from mirror._http import Page, TransientError, Upstream
+from mirror._progress import Reporter
+from mirror._state import State
 from mirror.core import layout, parse, render
 from mirror.core.filters import FilterChain
 from mirror.core.models import IndexEntry, IndexMeta, ProjectPage
@@ -48,11 +50,10 @@ from mirror.errors import (
     UpstreamUnreachable,
     unwrap,
 )
-from mirror.http import Page, TransientError, Upstream
-from mirror.journal import TempJournal
-from mirror.progress import Reporter
-from mirror.state import State
 from mirror.storage.fs import FileStorage, fatal
+from mirror.sync import closure as resolve
+from mirror.sync import diffs
+from mirror.sync.journal import TempJournal
 
 ROOT_CACHE = "root-index.body"
 TEMP_JOURNAL = "temp-dirs.journal"
@@ -418,7 +419,7 @@ class Syncer:
                 del self._claims[download.path]
 
     async def _fetch_files(self, name: str, plan: ProjectPlan) -> None:
-        # Distribution files first, then their metadata (DESIGN.md publication order).
+        # Distribution files first, then their metadata (ARCHITECTURE.md, "Publication order").
         for batch, required in ((plan.downloads, True), (plan.metadata, False)):
             try:
                 async with anyio.create_task_group() as group:

@@ -20,18 +20,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mirror.config import Config
+from mirror._config import Config
+from mirror._progress import Reporter
 from mirror.core import layout, parse, render, verify
 from mirror.core.models import ProjectPage
 from mirror.core.verify import Finding, OnDisk, Problem
 from mirror.errors import UpstreamError
-from mirror.progress import Reporter
 from mirror.storage.fs import FileStorage, fatal
-from mirror.verify_state import VerifyState
+from mirror.verify.store import VerifyState
 
 _PHASES = ("pages", "simple", "files", "root", "orphans", "repair")
 _TICK_SECONDS = 5.0
-_EXAMPLES = 10
 _REPAIR_BATCH = 1000
 _ORPHAN_BATCH = 500
 
@@ -260,7 +259,7 @@ class Verifier:
 
     def rewrite_root(self) -> None:
         """The same root a sync writes: every published project, at the serial of the last complete run."""
-        from mirror.sync import write_root
+        from mirror.sync.engine import write_root
 
         write_root(self.state, self.storage)
         self.report.root_rewritten = True
@@ -414,9 +413,9 @@ def _resync(
     """Sync exactly ``names`` through the normal, verifying download path; returns what failed."""
     import anyio
 
-    from mirror.http import Upstream
-    from mirror.plugins import load_chain
-    from mirror.sync import Options, Syncer
+    from mirror._http import Upstream
+    from mirror._plugins import load_chain
+    from mirror.sync.engine import Options, Syncer
 
     filters = load_chain(config.filters, str(config.source))
 

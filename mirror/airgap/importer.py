@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mirror import diffs
-from mirror.bundle import Header, PartReader, check_parts, find_manifests, read_entries, read_header
-from mirror.config import Config
+from mirror._config import Config
+from mirror._state import State
+from mirror.airgap.bundle import Header, PartReader, check_parts, find_manifests, read_entries, read_header
+from mirror.airgap.export import page_project
 from mirror.core import layout
 from mirror.core.plan import LocalFile
 from mirror.errors import BundleRefused, EnvironmentFault
-from mirror.export import page_project
-from mirror.state import State
 from mirror.storage.fs import FileStorage
+from mirror.sync import diffs
 
 STAGING = "import"
 _VERIFIED = "VERIFIED"

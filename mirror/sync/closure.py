@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING
 import anyio
 from packaging.utils import NormalizedName
 
+from mirror._http import TransientError
 from mirror.core import layout
 from mirror.core.closure import Want, dependencies, grow
 from mirror.core.environments import default_targets
 from mirror.core.filters import FilterChain, file_version
 from mirror.core.plan import Action, Download, IndexChange
 from mirror.errors import MirrorError, UpstreamError
-from mirror.http import TransientError
 
 if TYPE_CHECKING:
-    from mirror.sync import Syncer
+    from mirror.sync.engine import Syncer
 
 
 async def sync_closure(syncer: Syncer) -> bool:

@@ -7,35 +7,26 @@ import sys
 
 from rich.filesize import decimal
 
-from mirror.config import Config
-from mirror.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
-from mirror.progress import PlainReporter
-from mirror.state import Lock
-from mirror.verify import VerifyOptions, VerifyReport, run
-from mirror.verify_state import VerifyState
+from mirror._config import Config
+from mirror._progress import PlainReporter
+from mirror._state import open_state
+from mirror.errors import EXIT_OK, EXIT_PARTIAL
+from mirror.verify.engine import VerifyOptions, VerifyReport, run
+from mirror.verify.store import VerifyState
 
 _EXAMPLES = 10
 
 
 def verify(config: Config, args: argparse.Namespace) -> int:
-    from mirror.cli import STATE_DB
-
-    db = config.state_dir / STATE_DB
-    if not db.exists():
-        raise ConfigError(f"no mirror state at {db}: run `mirror sync` first")
     options = VerifyOptions(
         repair=args.repair, delete_orphans=args.delete_orphans, dry_run=args.dry_run, hashes=args.hashes
     )
     # Progress is a line every few seconds: it reads the same on a terminal and in a journal.
     reporter = PlainReporter(quiet=args.quiet, verbose=args.verbose)
-    with Lock(config.state_dir / "lock"):
-        state = VerifyState(db)
-        try:
-            report = run(config, state, reporter, options)
-            _print_findings(state, verbose=args.verbose)
-            state.finish_pass()
-        finally:
-            state.close()
+    with open_state(config.state_dir, VerifyState) as state:
+        report = run(config, state, reporter, options)
+        _print_findings(state, verbose=args.verbose)
+        state.finish_pass()
     print(summary(report, options), file=sys.stderr)
     unrepaired = report.broken and (not options.repair or options.dry_run or report.repair_failed)
     return EXIT_PARTIAL if unrepaired else EXIT_OK

@@ -12,13 +12,13 @@ from urllib.parse import urljoin
 from packaging.utils import NormalizedName
 from rich.filesize import decimal
 
-from mirror.config import Config
+from mirror._config import Config
+from mirror._http import TransientError, Upstream
 from mirror.core import layout, parse
 from mirror.core.closure import Want, grow
 from mirror.core.filters import FilterChain
 from mirror.core.models import ProjectPage
 from mirror.errors import UpstreamError, UpstreamUnreachable
-from mirror.http import TransientError, Upstream
 
 
 def with_stored_closure(chain: FilterChain, stored: Mapping[NormalizedName, str]) -> FilterChain:

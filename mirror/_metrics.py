@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mirror._state import State
 from mirror.errors import EnvironmentFault
-from mirror.state import State
 
 if TYPE_CHECKING:
-    from mirror.sync import RunReport
+    from mirror.sync.engine import RunReport
 
 RESULTS = ("ok", "partial", "error")
 META_KEY = "last_outcome"

@@ -1,0 +1,1 @@
+"""mirror verify: checks the published tree against state and repairs it."""
