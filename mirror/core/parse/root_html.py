@@ -1,0 +1,93 @@
+"""The PEP 503 HTML root index, parsed incrementally with bounded memory."""
+
+from __future__ import annotations
+
+import codecs
+from urllib.parse import unquote, urlsplit
+
+from mirror.core.models import IndexEntry, IndexMeta
+from mirror.core.parse._fields import (
+    Skipped,
+    _Invalid,
+    _normalize,
+    _short,
+)
+from mirror.core.parse._html import Attrs, _html_api_version, _SimpleHTML
+from mirror.errors import UpstreamError
+
+
+class IndexHtmlParser:
+    """Incremental parser of a PEP 503 HTML root index, with the interface of :class:`IndexJsonParser`.
+
+    Each anchor with an ``href`` is a project: its text (or else the last path segment of its
+    ``href``) is the name. Serials are unknown per project; ``close()`` returns the PEP 629
+    ``pypi:repository-version`` (default 1.0) and the ``<!--SERIAL n-->`` comment if present, and
+    raises UpstreamError if the document never reached ``</body>`` or ``</html>`` (truncated).
+    """
+
+    def __init__(self) -> None:
+        self._utf8 = codecs.getincrementaldecoder("utf-8-sig")()
+        self._pending: list[IndexEntry] = []
+        self.skipped = Skipped()
+        self._parser = _SimpleHTML(self._on_anchor, collect_text=True)
+        self._error: UpstreamError | None = None
+        self._closed = False
+
+    def feed(self, chunk: bytes) -> list[IndexEntry]:
+        """Consume the next chunk; return the projects it completed."""
+        self._check_usable()
+        try:
+            text = self._utf8.decode(chunk)
+        except UnicodeDecodeError as exc:
+            raise self._fail(f"not UTF-8 ({exc.reason})") from None
+        try:
+            self._parser.feed_checked(text)
+        except _Invalid as exc:
+            raise self._fail(str(exc)) from None
+        out, self._pending = self._pending, []
+        return out
+
+    def close(self) -> IndexMeta:
+        """End of input: raise UpstreamError if the document is truncated or invalid."""
+        self._check_usable()
+        self._closed = True
+        try:
+            self._utf8.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise self._fail("document ends inside a UTF-8 sequence") from None
+        try:
+            self._parser.finish()
+            if self._pending or not self._parser.ended:
+                raise _Invalid("document ends early (no </body> or </html>)")
+            api_version = _html_api_version(self._parser.api_version)
+        except _Invalid as exc:
+            raise self._fail(str(exc)) from None
+        return IndexMeta(api_version=api_version, last_serial=self._parser.serial)
+
+    def _check_usable(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise RuntimeError("IndexHtmlParser is closed")
+
+    def _fail(self, message: str) -> UpstreamError:
+        self._error = UpstreamError(f"invalid HTML root index: {message}")
+        return self._error
+
+    def _on_anchor(self, attrs: Attrs, text: str) -> None:
+        href = attrs.get("href")
+        if href is None:
+            return
+        name = text.strip()
+        if not name:
+            try:
+                path = urlsplit(href.strip()).path
+            except ValueError:
+                raise _Invalid(f"unusable link {_short(href)}") from None
+            name = unquote(path.rstrip("/").rpartition("/")[2])
+        if not name:
+            return
+        try:
+            self._pending.append(IndexEntry(name=_normalize(name, "project name")))
+        except _Invalid as exc:
+            self.skipped.note(str(exc))
