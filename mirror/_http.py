@@ -31,6 +31,7 @@ from tenacity import (
 from mirror import __version__
 from mirror._config import Config
 from mirror.core.models import Hashes
+from mirror.core.parse import parse_serial
 from mirror.errors import ConfigError, IntegrityError, UpstreamError
 from mirror.storage.base import AsyncWriter
 
@@ -372,9 +373,8 @@ def _page_headers(etag: str | None, last_modified: str | None) -> dict[str, str]
 
 
 def _page_meta(response: httpx.Response) -> tuple[int | None, str | None, str | None]:
-    serial = response.headers.get("x-pypi-last-serial", "").strip()
     return (
-        int(serial) if serial.isdigit() else None,
+        parse_serial(response.headers.get("x-pypi-last-serial")),
         response.headers.get("etag"),
         response.headers.get("last-modified"),
     )

@@ -279,6 +279,8 @@ class Syncer:
         # An index either gives every project a serial (PyPI, mirrors) or none (pypiserver, static trees).
         self.state.set_meta("serials", "1" if first and first[0].serial is not None else "0")
         self.reporter.info(f"upstream lists {count} projects" + (f" at serial {page.serial}" if page.serial else ""))
+        for line in parser.dropped.lines():
+            self.reporter.detail(f"left out of the upstream index: {line}")
         if parser.skipped.count:
             self.reporter.info(
                 f"skipped {parser.skipped.count} unusable entries of the upstream index, "
@@ -402,6 +404,8 @@ class Syncer:
             page = parse.parse_project_html(response.body, response.url, name)
         if page.name != name:
             raise UpstreamError(f"{name}: the upstream page is for another project ({page.name!r})")
+        for line in page.dropped:
+            self.reporter.detail(f"{name}: left out of the upstream page: {line}")
         return page
 
     def _claim(self, name: str, plan: ProjectPlan) -> None:

@@ -8,8 +8,9 @@ from html.parser import HTMLParser
 from mirror.core.parse._fields import (
     _SERIAL_RE,
     MAX_ELEMENT_SIZE,
-    _api_version,
+    Skipped,
     _Invalid,
+    _liberal_api_version,
 )
 
 Attrs = dict[str, str | None]
@@ -111,5 +112,5 @@ def _decode_html(body: bytes) -> str:
         raise _Invalid(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
-def _html_api_version(value: str | None) -> str:
-    return "1.0" if value is None else _api_version(value, "pypi:repository-version")
+def _html_api_version(value: str | None, dropped: Skipped) -> str:
+    return _liberal_api_version(value, "pypi:repository-version", dropped)

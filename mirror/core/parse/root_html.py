@@ -29,6 +29,8 @@ class IndexHtmlParser:
         self._utf8 = codecs.getincrementaldecoder("utf-8-sig")()
         self._pending: list[IndexEntry] = []
         self.skipped = Skipped()
+        self.dropped = Skipped()
+        """Fields of the page itself it could not use and left out (an unreadable api version)."""
         self._parser = _SimpleHTML(self._on_anchor, collect_text=True)
         self._error: UpstreamError | None = None
         self._closed = False
@@ -59,7 +61,7 @@ class IndexHtmlParser:
             self._parser.finish()
             if self._pending or not self._parser.ended:
                 raise _Invalid("document ends early (no </body> or </html>)")
-            api_version = _html_api_version(self._parser.api_version)
+            api_version = _html_api_version(self._parser.api_version, self.dropped)
         except _Invalid as exc:
             raise self._fail(str(exc)) from None
         return IndexMeta(api_version=api_version, last_serial=self._parser.serial)
