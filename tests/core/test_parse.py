@@ -1333,8 +1333,10 @@ def test_root_html_unreadable_repository_version_is_read_as_1_0() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(0, 0), ("42", 42), (" 42 ", 42), ("4" * 18, int("4" * 18)), (None, None), ("", None), ("-1", None)]
-    + [("4" * 19, None), (True, None), (-1, None), (1.0, None), ("\u0664\u0662", None), ("0x2a", None)],
+    [
+        *[(0, 0), ("42", 42), (" 42 ", 42), ("4" * 18, int("4" * 18)), (None, None), ("", None), ("-1", None)],
+        *[("4" * 19, None), (True, None), (-1, None), (1.0, None), ("\u0664\u0662", None), ("0x2a", None)],
+    ],
 )
 def test_parse_serial(value: object, expected: int | None) -> None:
     assert parse.parse_serial(value) == expected
