@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import io
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -228,15 +229,15 @@ class Upstream:
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise UpstreamError(f"{response.url}: page of {int(declared)} bytes exceeds the {limit // 2**20} MB limit")
-        chunks: list[bytes] = []
-        total = 0
+        # One growing buffer whose bytes getvalue() hands over without a copy: a list of chunks
+        # and its join held every large page twice at its peak.
+        body = io.BytesIO()
         async for chunk in _stream(response):
-            total += len(chunk)
-            if total > limit:
+            if body.tell() + len(chunk) > limit:
                 raise UpstreamError(f"{response.url}: page exceeds the {limit // 2**20} MB limit")
-            chunks.append(chunk)
-        self.counters.bytes += total
-        return b"".join(chunks)
+            body.write(chunk)
+        self.counters.bytes += body.tell()
+        return body.getvalue()
 
     async def download(
         self, url: str, writer_factory: Callable[[], AsyncWriter], size: int | None, hashes: Hashes

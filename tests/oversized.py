@@ -31,13 +31,14 @@ def gzip_of_spaces(size: int) -> bytes:
     return b"".join(parts)
 
 
-def json_links_page(name: str, count: int) -> bytes:
-    files = [{"filename": f"{name}-{i}.tar.gz", "url": f"{name}-{i}.tar.gz", "hashes": {}} for i in range(count)]
+def json_links_page(name: str, count: int, *, hashed: bool = True) -> bytes:
+    digest = {"sha256": "0" * 64} if hashed else {}
+    files = [{"filename": f"{name}-{i}.tar.gz", "url": f"{name}-{i}.tar.gz", "hashes": digest} for i in range(count)]
     return json.dumps({"meta": {"api-version": "1.1"}, "name": name, "files": files}).encode()
 
 
 def html_links_page(name: str, count: int) -> bytes:
-    links = "".join(f'<a href="{name}-{i}.tar.gz">{name}-{i}.tar.gz</a>\n' for i in range(count))
+    links = "".join(f'<a href="{name}-{i}.tar.gz#sha256={"0" * 64}">{name}-{i}.tar.gz</a>\n' for i in range(count))
     return f"<!DOCTYPE html><html><body>{links}</body></html>".encode()
 
 
@@ -67,6 +68,13 @@ def sdist_page(name: str) -> tuple[str, bytes]:
         "size": len(SDIST),
     }
     return JSON_TYPE, json.dumps({"meta": {"api-version": "1.1"}, "name": name, "files": [entry]}).encode()
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client hanging up on a bomb is the point, not a server error
 
 
 class OversizedServer(InThread):
@@ -115,9 +123,7 @@ class OversizedServer(InThread):
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        super().__init__(server)
+        super().__init__(_QuietServer(("127.0.0.1", 0), Handler))
 
     @property
     def simple_url(self) -> str:

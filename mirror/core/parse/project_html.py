@@ -16,7 +16,7 @@ from mirror.core.parse._fields import (
     _status,
     _too_many_files,
 )
-from mirror.core.parse._html import Attrs, _decode_html, _html_api_version, _SimpleHTML
+from mirror.core.parse._html import Attrs, _feed_html, _html_api_version, _SimpleHTML
 from mirror.errors import UpstreamError
 
 
@@ -41,7 +41,7 @@ def _project_from_html(body: bytes, base_url: str, name: str, max_files: int) ->
         anchors.append(attrs)
 
     parser = _SimpleHTML(on_anchor, collect_text=False)
-    parser.feed_checked(_decode_html(body))
+    _feed_html(parser, body)
     parser.finish()
     _html_api_version(parser.api_version)
     base = base_url if parser.base_href is None else _join(base_url, parser.base_href, "<base href>")
