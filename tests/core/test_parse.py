@@ -1371,3 +1371,24 @@ class TestProvenance:
         assert dist.provenance == Provenance(
             "https://example.org/integrity/demo-1.0.tar.gz/provenance", {"sha256": sha("p")}
         )
+
+
+@pytest.mark.parametrize(
+    ("links", "refused"),
+    [
+        (['<a href="demo-1.0-py3-none-any.whl">demo-1.0-py3-none-any.whl</a>'], True),  # http.server over wheels
+        (['<a href="a/">a</a>', '<a href="a-1.0.tar.gz">a-1.0.tar.gz</a>'], True),
+        (['<a href="/packages/x/A-1.0.ZIP#sha256=00">A-1.0.ZIP</a>'] * 3 + ['<a href="b/">b</a>'], True),
+        (['<a href="a/">a</a>', '<a href="b/">b</a>', '<a href="c.whl/">c.whl</a>', '<a href="d.tgz">d</a>'], False),
+        (['<a href="zip/">zip</a>', '<a href="wheel-whl/">wheel.whl</a>'], False),
+        ([], False),
+    ],
+)
+def test_root_html_that_links_distribution_files_is_refused(links: list[str], refused: bool) -> None:
+    parser = IndexHtmlParser()
+    parser.feed(("<html><body>" + "\n".join(links) + "</body></html>").encode())
+    if refused:
+        with pytest.raises(UpstreamError, match="links distribution files, not projects"):
+            parser.close()
+    else:
+        parser.close()

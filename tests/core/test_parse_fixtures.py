@@ -14,6 +14,7 @@ import pytest
 
 from mirror.core.models import ProjectPage
 from mirror.core.parse import IndexHtmlParser, IndexJsonParser, parse_project_html, parse_project_json
+from mirror.errors import UpstreamError
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "upstreams"
 ROOTS = sorted(FIXTURES.glob("*/root.*"))
@@ -95,8 +96,9 @@ def test_serials_sent_as_decimal_strings_are_read() -> None:
     assert parse_page(html).last_serial == parse_page(html.with_suffix(".json")).last_serial
 
 
-def test_pypiserver_flat_listing_is_no_index() -> None:
-    """Its /packages/ page links files, not projects: read as a root, no anchor names a project page."""
-    body = (FIXTURES / "pypiserver" / "packages-listing.html").read_bytes()
-    hrefs = re.findall(rb'href="([^"]+)"', body)
-    assert hrefs and all(h.split(b"#")[0].endswith(b".whl") for h in hrefs)
+def test_pypiserver_flat_listing_is_refused_as_a_root() -> None:
+    """Its /packages/ page links files, not projects: taken for a root, it would be 404s forever."""
+    parser = IndexHtmlParser()
+    parser.feed((FIXTURES / "pypiserver" / "packages-listing.html").read_bytes())
+    with pytest.raises(UpstreamError, match=r"links distribution files, not projects \(e.g. 'proj_00000-1.0.0-py3"):
+        parser.close()
