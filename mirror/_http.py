@@ -52,6 +52,10 @@ _READ_SIZE = 1 << 18
 T = TypeVar("T")
 
 
+class NotAPageType(UpstreamError):
+    """The upstream answered a page request with something that is no index page (its Content-Type)."""
+
+
 class TransientError(Exception):
     """Worth another try: a 5xx, a 429, a reset, a timeout."""
 
@@ -402,4 +406,4 @@ def _page_format(response: httpx.Response) -> str:
         return "json"
     if content_type in HTML_TYPES:
         return "html"
-    raise UpstreamError(f"{response.url}: unexpected Content-Type {content_type or '(none)'!r} for an index page")
+    raise NotAPageType(f"{response.url}: unexpected Content-Type {content_type or '(none)'!r} for an index page")

@@ -22,7 +22,7 @@ import anyio
 from packaging.utils import NormalizedName
 
 from mirror._config import Config
-from mirror._http import Page, TransientError, Upstream
+from mirror._http import NotAPageType, Page, TransientError, Upstream
 from mirror._progress import Reporter
 from mirror._state import State
 from mirror.core import layout, parse, render
@@ -420,10 +420,8 @@ class Syncer:
             response = await self.upstream.get_page(url, etag=etag, last_modified=modified)
         except TransientError as exc:
             raise _Unreachable(f"{name}: {exc}") from exc
-        except UpstreamError as exc:
-            if "Content-Type" in str(exc):
-                raise _NotAPage(str(exc)) from None
-            raise
+        except NotAPageType as exc:
+            raise _NotAPage(f"{name}: {exc}") from None
         if response is None:
             raise _NotAPage(f"{name}: listed by the upstream index but its page is 404")
         if response.not_modified:
