@@ -129,7 +129,7 @@ def _check_html_links(web: Path, page_dir: Path, name: str, html_name: str) -> N
             assert Path(str(target) + ".metadata").is_file(), f"{name}/{html_name}: metadata of {dist.filename}"
 
 
-def page_files(web: Path, name: str) -> dict[str, dict[str, object]]:
+def page_files(web: Path, name: str) -> dict[str, dict[str, Any]]:
     page = json.loads((web / "simple" / name / "index.v1_json").read_text())
     return {f["filename"]: f for f in page["files"]}
 

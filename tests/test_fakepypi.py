@@ -763,7 +763,8 @@ def test_cli_serves_synthetic_index(tmp_path: Path) -> None:
             assert c.get(f"{url}/pypi/extra-pkg/json").json()["info"]["version"] == "0.5"
     finally:
         proc.terminate()
-        assert proc.wait(timeout=30) == 0
+        proc.communicate(timeout=30)  # also closes its stdout pipe
+        assert proc.returncode == 0
 
 
 # -- bandersnatch ------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 from packaging.utils import NormalizedName
@@ -28,7 +29,7 @@ def test_staging_and_planning_200k_projects_keeps_memory_flat(tmp_path: Path) ->
     state.publish_project("zz-gone", 1, None, None)
     state.commit()
 
-    def entries():
+    def entries() -> Iterator[IndexEntry]:
         parser = parse.IndexJsonParser()
         for start in range(0, len(body), 1 << 16):
             yield from parser.feed(body[start : start + (1 << 16)])
