@@ -23,6 +23,19 @@ from tests.fakepypi import FakePyPI
 from tests.servers import InThread
 
 ROOT = Path(__file__).parents[1]
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration/ is ``integration`` and ``slow``, without each module saying so.
+
+    Slow too: each runs real syncs over HTTP (and often child processes); together they cost several
+    times the 20 s the fast loop (``pytest -m "not slow"``) may take.
+    """
+    for item in items:
+        if item.path.is_relative_to(INTEGRATION):
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ from packaging.utils import parse_wheel_filename
 
 from tests.fakepypi import BuiltFile, FakePyPI, build_sdist, build_wheel
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
 DEV_PYTHON = Path(sys.executable)

@@ -16,6 +16,8 @@ from tests.conftest import Mirror, StaticServer, check_tree, clean_env, page_fil
 from tests.fakepypi import BuiltFile, FakePyPI, build_wheel
 from tests.installers import uv_binary
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 X86 = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
 ARM = "cp313-cp313-manylinux_2_17_aarch64.manylinux2014_aarch64"
 WIN = "cp312-cp312-win_amd64"

@@ -7,6 +7,7 @@ import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from packaging.utils import NormalizedName
 
 from mirror._state import State
@@ -20,6 +21,7 @@ def root_document(count: int) -> bytes:
     return f'{{"meta":{{"api-version":"1.4","_last-serial":{count}}},"projects":[{projects}]}}'.encode()
 
 
+@pytest.mark.slow
 def test_staging_and_planning_200k_projects_keeps_memory_flat(tmp_path: Path) -> None:
     count = 200_000
     body = root_document(count)
