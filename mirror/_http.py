@@ -296,7 +296,7 @@ class Upstream:
             except httpx.UnsupportedProtocol as exc:
                 raise UpstreamError(f"{url}: unsupported URL ({exc})") from None
             except (httpx.TransportError, httpx.DecodingError) as exc:
-                raise TransientError(f"{url}: {type(exc).__name__}: {exc or 'connection failed'}") from exc
+                raise TransientError(f"{url}: {type(exc).__name__}: {str(exc) or 'connection failed'}") from exc
 
 
 async def _stream(response: httpx.Response) -> AsyncIterator[bytes]:

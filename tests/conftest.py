@@ -23,6 +23,19 @@ from tests.fakepypi import FakePyPI
 from tests.servers import InThread
 
 ROOT = Path(__file__).parents[1]
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration/ is ``integration`` and ``slow``, without each module saying so.
+
+    Slow too: each runs real syncs over HTTP (and often child processes); together they cost several
+    times the 20 s the fast loop (``pytest -m "not slow"``) may take.
+    """
+    for item in items:
+        if item.path.is_relative_to(INTEGRATION):
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -134,7 +147,7 @@ def _check_html_links(web: Path, page_dir: Path, name: str, html_name: str) -> N
             assert Path(str(target) + ".metadata").is_file(), f"{name}/{html_name}: metadata of {dist.filename}"
 
 
-def page_files(web: Path, name: str) -> dict[str, dict[str, object]]:
+def page_files(web: Path, name: str) -> dict[str, dict[str, Any]]:
     page = json.loads((web / "simple" / name / "index.v1_json").read_text())
     return {f["filename"]: f for f in page["files"]}
 

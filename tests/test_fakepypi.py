@@ -24,6 +24,8 @@ from packaging.utils import parse_wheel_filename
 
 from tests.fakepypi import BuiltFile, FakePyPI, build_sdist, build_wheel
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
 DEV_PYTHON = Path(sys.executable)
@@ -763,7 +765,8 @@ def test_cli_serves_synthetic_index(tmp_path: Path) -> None:
             assert c.get(f"{url}/pypi/extra-pkg/json").json()["info"]["version"] == "0.5"
     finally:
         proc.terminate()
-        assert proc.wait(timeout=30) == 0
+        proc.communicate(timeout=30)  # also closes its stdout pipe
+        assert proc.returncode == 0
 
 
 # -- bandersnatch ------------------------------------------------------------------

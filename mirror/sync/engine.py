@@ -401,6 +401,7 @@ class Syncer:
         known = self.state.project(name)
         conditional = promised is None and known is not None and not self._must_refetch(name)
         etag, modified = (known[1], known[2]) if conditional and known else (None, None)
+        serial: int | None = None
         for attempt in range(self.config.stale_retries + 1):
             response = await self._get(url, etag, modified, name)
             if response.not_modified:
@@ -494,6 +495,8 @@ class Syncer:
             except TransientError as exc:
                 raise _Unreachable(f"{name}: {exc}") from exc
             break
+        else:
+            raise AssertionError("the second attempt returns or raises")
         if fetched is None:
             if required:
                 raise UpstreamError(f"{name}: {download.url} is 404")

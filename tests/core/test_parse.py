@@ -1030,6 +1030,7 @@ class TestIndexJson:
         chunks = [body[i : i + 4096] for i in range(0, len(body), 4096)]
         assert parse_root(IndexJsonParser, chunks) == ([entry("a")], IndexMeta("1.0", None))
 
+    @pytest.mark.slow  # tracemalloc over a large streamed document
     def test_memory_stays_bounded_while_streaming(self) -> None:
         parser = IndexJsonParser()
         parser.feed(b'{"meta": {"api-version": "1.0"}, "projects": [')

@@ -43,6 +43,7 @@ def test_html_page_at_the_bound_parses_and_one_more_is_refused() -> None:
         parse.parse_project_html(html_page(51), BASE, "demo", max_files=50)
 
 
+@pytest.mark.slow
 def test_the_default_bound_admits_the_largest_real_pages() -> None:
     # PyPI's largest project page (ddtrace) lists about 47,000 files.
     assert len(parse.parse_project_html(html_page(60_000), BASE, "demo").files) == 60_000

@@ -67,7 +67,9 @@ def test_allowlist_reads_requirements_files_and_warns_about_what_it_skips(tmp_pa
         ({"requirements": ["missing.txt"]}, "[filters.allowlist] requirements names"),
     ],
 )
-def test_allowlist_bad_options_name_the_plugin_and_the_key(tmp_path: Path, options: dict, message: str) -> None:
+def test_allowlist_bad_options_name_the_plugin_and_the_key(
+    tmp_path: Path, options: dict[str, object], message: str
+) -> None:
     with pytest.raises(ConfigError, match=None) as caught:
         build(projects.allowlist, options, name="allowlist", config_dir=tmp_path)
     assert message in str(caught.value)
@@ -75,7 +77,7 @@ def test_allowlist_bad_options_name_the_plugin_and_the_key(tmp_path: Path, optio
 
 def test_blocklist_drops_projects_or_just_versions() -> None:
     plugin = build(projects.blocklist, {"projects": ["evil", "numpy==1.26.0"]}, name="blocklist")
-    assert plugin.filter_project(N("evil")).reason == "in the blocklist"  # type: ignore[attr-defined, union-attr]
+    assert plugin.filter_project(N("evil")).reason == "in the blocklist"  # type: ignore[attr-defined]
     assert kept(plugin, page("numpy", "numpy-1.26.0.tar.gz", "numpy-1.26.1.tar.gz")) == ["numpy-1.26.1.tar.gz"]
 
 
@@ -130,7 +132,7 @@ def test_environments_honour_requires_python() -> None:
         ([{"python": "3.11", "platform": "win_amd64", "abi": "x"}], "unknown key 'abi'"),
     ],
 )
-def test_environments_bad_targets(targets: list, message: str) -> None:
+def test_environments_bad_targets(targets: list[dict[str, str]], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         build(environments.environments, {"targets": targets}, name="environments")
     assert "[filters.environments] targets" in str(caught.value) and message in str(caught.value)

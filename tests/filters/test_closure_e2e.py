@@ -16,6 +16,8 @@ from tests.conftest import Mirror, StaticServer, check_tree, clean_env, page_fil
 from tests.fakepypi import BuiltFile, FakePyPI, build_wheel
 from tests.installers import uv_binary
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 X86 = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
 ARM = "cp313-cp313-manylinux_2_17_aarch64.manylinux2014_aarch64"
 WIN = "cp312-cp312-win_amd64"
@@ -57,7 +59,7 @@ def write_config(
     upstream: FakePyPI,
     *,
     projects: str = '["app"]',
-    targets=TARGETS,
+    targets: tuple[tuple[str, str], ...] = TARGETS,
     sdists: bool = False,
     blocked: str = "",
     **mirror_keys: object,
@@ -190,7 +192,9 @@ def test_reconcile_narrow_then_widen(upstream: FakePyPI, mirror: Mirror) -> None
     assert all_filenames(mirror.web) == full
 
 
-def test_upstream_changes_grow_and_shrink_the_closure(upstream: FakePyPI, mirror: Mirror, capsys) -> None:
+def test_upstream_changes_grow_and_shrink_the_closure(
+    upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
     seed(upstream)
     write_config(mirror, upstream, sdists=True)
     assert mirror.run("sync") == EXIT_OK
@@ -205,7 +209,9 @@ def test_upstream_changes_grow_and_shrink_the_closure(upstream: FakePyPI, mirror
 
 
 @pytest.mark.parametrize("explain", ["helper", "unrelated"])
-def test_explain_names_the_filter_and_the_reason(upstream: FakePyPI, mirror: Mirror, capsys, explain: str) -> None:
+def test_explain_names_the_filter_and_the_reason(
+    upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str], explain: str
+) -> None:
     seed(upstream)
     write_config(mirror, upstream)
     assert mirror.run("sync") == EXIT_OK
@@ -223,7 +229,9 @@ def test_explain_names_the_filter_and_the_reason(upstream: FakePyPI, mirror: Mir
     assert all_filenames(mirror.web) == before
 
 
-def test_dry_run_prints_the_plan_and_writes_nothing(upstream: FakePyPI, mirror: Mirror, capsys) -> None:
+def test_dry_run_prints_the_plan_and_writes_nothing(
+    upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
     seed(upstream)
     write_config(mirror, upstream)
     assert mirror.run("sync") == EXIT_OK
@@ -264,7 +272,9 @@ def test_a_failing_project_keeps_the_last_closure(upstream: FakePyPI, mirror: Mi
     assert mirrored(mirror.web) == CLOSURE | {"newdep"}
 
 
-def test_dry_run_of_a_new_mirror_plans_the_whole_closure(upstream: FakePyPI, mirror: Mirror, capsys) -> None:
+def test_dry_run_of_a_new_mirror_plans_the_whole_closure(
+    upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
     seed(upstream)
     write_config(mirror, upstream)
     assert mirror.run("sync", "--dry-run") == EXIT_OK
@@ -274,7 +284,9 @@ def test_dry_run_of_a_new_mirror_plans_the_whole_closure(upstream: FakePyPI, mir
     assert not (mirror.web / "simple").exists() and not (mirror.web / "packages").exists()
 
 
-def test_deletions_the_upstream_causes_still_trip_the_guard(upstream: FakePyPI, mirror: Mirror, capsys) -> None:
+def test_deletions_the_upstream_causes_still_trip_the_guard(
+    upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
     seed(upstream)
     write_config(mirror, upstream)
     assert mirror.run("sync") == EXIT_OK

@@ -10,9 +10,13 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from mirror.errors import EXIT_CONFIG, EXIT_OK
 from tests.conftest import Mirror, check_tree, page_files
 from tests.fakepypi import FakePyPI
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 LINUX = "cp311-cp311-manylinux_2_17_x86_64"
 WINDOWS = "cp311-cp311-win_amd64"

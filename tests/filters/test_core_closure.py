@@ -46,7 +46,9 @@ def test_requires_dist_skips_what_does_not_parse() -> None:
         ((TargetEnvironment.parse("3.10", "manylinux_2_28_aarch64"),), (), {"idna", "certifi", "tomli"}),
     ],
 )
-def test_dependencies_follow_markers_per_target_and_requested_extras(targets, extras, expected) -> None:
+def test_dependencies_follow_markers_per_target_and_requested_extras(
+    targets: tuple[TargetEnvironment, ...], extras: tuple[str, ...], expected: set[str]
+) -> None:
     found = dependencies([METADATA], Want(extras=frozenset(extras)), targets)
     assert set(found) == expected
     assert found[N("idna")].specifiers == frozenset({">=2", "<4"})

@@ -7,9 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mirror.errors import EXIT_OK
 from tests.conftest import ROOT, Mirror, check_tree, clean_env, page_files
 from tests.fakepypi import FakePyPI
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EXAMPLE = ROOT / "examples" / "filter-plugin"
 

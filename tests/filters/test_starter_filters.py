@@ -12,14 +12,15 @@ from mirror._plugins import available, load_chain
 STARTER = Path(__file__).parents[2] / "mirror" / "starter.toml"
 
 
-def documented_tables() -> dict[str, dict]:
+def documented_tables() -> dict[str, dict[str, object]]:
     """The commented ``[filters.<name>]`` blocks, uncommented and parsed (trailing comments dropped)."""
     lines = []
     for line in STARTER.read_text().splitlines():
         match = re.match(r"^# (\[filters\.[a-z]+\]|[a-z-]+ = .*)$", line)
         if match and not line.startswith("# enabled"):
             lines.append(re.sub(r"\s+#.*$", "", match[1]))
-    return tomllib.loads("\n".join(lines))["filters"]
+    tables: dict[str, dict[str, object]] = tomllib.loads("\n".join(lines))["filters"]
+    return tables
 
 
 def test_every_builtin_is_documented_with_its_defaults() -> None:
@@ -27,7 +28,7 @@ def test_every_builtin_is_documented_with_its_defaults() -> None:
     builtins = {n for n, target in available().items() if target.startswith("mirror_plugins.")}
     assert set(tables) == builtins
     # Defaults as documented are accepted by the real factories (an unknown key would fail).
-    needs = {
+    needs: dict[str, dict[str, object]] = {
         "allowlist": {"projects": ["x"]},
         "environments": {"targets": [{"python": "3.12", "platform": "win_amd64"}]},
     }

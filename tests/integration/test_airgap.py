@@ -6,6 +6,9 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from mirror.cli import main
 from mirror.errors import EXIT_CONFIG, EXIT_OK
@@ -51,21 +54,21 @@ def export(mirror: Mirror, outdir: Path, *args: str) -> Path:
     return new
 
 
-def header(manifest: Path) -> dict[str, object]:
+def header(manifest: Path) -> dict[str, Any]:
     head = json.loads(manifest.read_text().splitlines()[0])
     assert isinstance(head, dict)
     return head
 
 
-STEPS: list[tuple[str, Callable[[FakePyPI], None]]] = [
-    ("first releases", lambda up: (up.add_release("demo", "1.0"), up.add_release("dep", "2.0"))),
-    ("new release and a yank", lambda up: (up.add_release("demo", "1.1"), up.yank("demo", "1.0", "broken"))),
+STEPS: list[tuple[str, list[Callable[[FakePyPI], object]]]] = [
+    ("first releases", [lambda up: up.add_release("demo", "1.0"), lambda up: up.add_release("dep", "2.0")]),
+    ("new release and a yank", [lambda up: up.add_release("demo", "1.1"), lambda up: up.yank("demo", "1.0", "broken")]),
     (
         "a removed file and a new project",
-        lambda up: (up.remove_file("dep", "dep-2.0.tar.gz"), up.add_release("new", "0.1")),
+        [lambda up: up.remove_file("dep", "dep-2.0.tar.gz"), lambda up: up.add_release("new", "0.1")],
     ),
-    ("a removed project and an unyank", lambda up: (up.remove_project("dep"), up.unyank("demo", "1.0"))),
-    ("a quarantine", lambda up: up.set_status("new", "quarantined", "malware")),
+    ("a removed project and an unyank", [lambda up: up.remove_project("dep"), lambda up: up.unyank("demo", "1.0")]),
+    ("a quarantine", [lambda up: up.set_status("new", "quarantined", "malware")]),
 ]
 
 
@@ -74,8 +77,9 @@ def test_a_chain_of_bundles_keeps_the_offline_tree_identical(upstream: FakePyPI,
     offline = Offline(tmp_path / "offline")
     bundles = tmp_path / "usb"
     options: list[tuple[str, ...]] = [(), (), ("--compress", "gzip"), ("--split-size", "64K"), ()]
-    for (step, change), args in zip(STEPS, options, strict=True):
-        change(upstream)
+    for (step, changes), args in zip(STEPS, options, strict=True):
+        for change in changes:
+            change(upstream)
         assert online.run("sync") == EXIT_OK, step
         manifest = export(online, bundles, *args)
         assert offline.import_(manifest) == EXIT_OK, step
@@ -101,7 +105,9 @@ def imported_pair(upstream: FakePyPI, tmp_path: Path) -> tuple[Mirror, Offline]:
     return online, offline
 
 
-def test_offline_state_serves_status_and_chaining(upstream: FakePyPI, tmp_path: Path, capsys) -> None:
+def test_offline_state_serves_status_and_chaining(
+    upstream: FakePyPI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     online, offline = imported_pair(upstream, tmp_path)
     capsys.readouterr()
     assert online.run("status", "--json") == EXIT_OK
@@ -144,7 +150,7 @@ def test_diff_files_list_each_run_with_markers(upstream: FakePyPI, tmp_path: Pat
     upstream.remove_project("dep")
     assert online.run("sync") == EXIT_OK
     second = max(diffs.glob("*.diff"))
-    entries = dict(reversed(line.split("\t")) for line in second.read_text().splitlines())
+    entries = {path: mark for mark, path in (line.split("\t") for line in second.read_text().splitlines())}
     assert entries["simple/demo/index.v1_json"] == "M"
     assert entries["simple/dep/index.html"] == "D"
     assert entries["simple/index.v1_json"] == "M"
@@ -175,7 +181,9 @@ def test_a_full_bundle_resets_the_offline_tree(upstream: FakePyPI, tmp_path: Pat
     assert not (offline.web / "simple" / "dep").exists()
 
 
-def test_since_serial_continues_from_an_earlier_export(upstream: FakePyPI, tmp_path: Path, capsys) -> None:
+def test_since_serial_continues_from_an_earlier_export(
+    upstream: FakePyPI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     online = connected(tmp_path / "online", upstream)
     upstream.add_release("demo", "1.0")
     assert online.run("sync") == EXIT_OK
@@ -196,7 +204,9 @@ def test_since_serial_continues_from_an_earlier_export(upstream: FakePyPI, tmp_p
     assert "use --full" in capsys.readouterr().err
 
 
-def test_export_refuses_an_outdir_inside_the_mirror(upstream: FakePyPI, tmp_path: Path, capsys) -> None:
+def test_export_refuses_an_outdir_inside_the_mirror(
+    upstream: FakePyPI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     online = connected(tmp_path / "online", upstream)
     upstream.add_release("demo", "1.0")
     assert online.run("sync") == EXIT_OK

@@ -30,7 +30,7 @@ class Chain:
 
     def parts(self, index: int) -> list[Path]:
         manifest = self.bundles[index]
-        return [manifest.with_name(p["name"]) for p in header(manifest)["parts"]]  # type: ignore[index, union-attr]
+        return [manifest.with_name(p["name"]) for p in header(manifest)["parts"]]
 
 
 @pytest.fixture

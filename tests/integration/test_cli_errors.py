@@ -119,7 +119,8 @@ def test_second_concurrent_run_exits_3(upstream: FakePyPI, mirror: Mirror) -> No
         assert second.returncode == EXIT_LOCKED
         assert "another mirror run holds" in one_line(second)
     finally:
-        assert first.wait(timeout=60) == EXIT_OK
+        first.communicate(timeout=60)  # also closes its stderr pipe
+        assert first.returncode == EXIT_OK
     check_tree(mirror.web)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from tests.installers import installed, uv_install
 
 
 @pytest.fixture
-def served(upstream: FakePyPI, mirror: Mirror):
+def served(upstream: FakePyPI, mirror: Mirror) -> Iterator[StaticServer]:
     upstream.add_release("demo", "1.0", requires_dist=["dep>=2"])
     upstream.add_release("demo", "2.0", requires_dist=["dep>=2"], requires_python=">=3.99")
     upstream.add_release("demo", "1.5", requires_dist=["dep>=2"])

@@ -239,7 +239,8 @@ def test_mirror_serve_command(web: Path, tmp_path: Path) -> None:
         conn.close()
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == EXIT_OK
+        process.communicate(timeout=10)  # also closes its stderr pipe
+        assert process.returncode == EXIT_OK
 
 
 def test_serve_before_any_sync_is_a_config_error(tmp_path: Path) -> None:

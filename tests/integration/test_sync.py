@@ -221,7 +221,7 @@ def test_relative_file_urls_upstream(mirror: Mirror) -> None:
         check_tree(mirror.web)
 
 
-def test_chaining_from_our_own_output_served_statically(upstream: FakePyPI, mirror: Mirror, tmp_path) -> None:
+def test_chaining_from_our_own_output_served_statically(upstream: FakePyPI, mirror: Mirror, tmp_path: Path) -> None:
     seed(upstream)
     upstream.yank("demo", "1.0", "reason <b>")
     mirror.write_config(upstream.simple_url)
@@ -256,7 +256,7 @@ def test_sync_named_projects_only(upstream: FakePyPI, mirror: Mirror) -> None:
     assert [p["name"] for p in root["projects"]] == ["demo", "dep", "other-pkg"]
 
 
-def test_dry_run_writes_nothing(upstream: FakePyPI, mirror: Mirror, capsys) -> None:
+def test_dry_run_writes_nothing(upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str]) -> None:
     seed(upstream)
     mirror.write_config(upstream.simple_url)
     assert mirror.run("sync", "--dry-run") == EXIT_OK
@@ -267,7 +267,9 @@ def test_dry_run_writes_nothing(upstream: FakePyPI, mirror: Mirror, capsys) -> N
     assert mirror.run("sync", "--dry-run") == EXIT_OK
 
 
-def test_deletion_guard_refuses_a_wiped_upstream(upstream: FakePyPI, mirror: Mirror, capsys) -> None:
+def test_deletion_guard_refuses_a_wiped_upstream(
+    upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
     for i in range(10):
         upstream.add_release(f"p{i}", "1.0", sdist=False)
     mirror.write_config(upstream.simple_url)
@@ -288,7 +290,7 @@ def test_deletion_guard_refuses_a_wiped_upstream(upstream: FakePyPI, mirror: Mir
     assert sorted(p.name for p in (mirror.web / "simple").iterdir() if p.is_dir()) == ["p0"]
 
 
-def test_status_reports_the_mirror(upstream: FakePyPI, mirror: Mirror, capsys) -> None:
+def test_status_reports_the_mirror(upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str]) -> None:
     seed(upstream)
     mirror.write_config(upstream.simple_url)
     assert mirror.run("sync") == EXIT_OK
@@ -314,7 +316,7 @@ def test_state_records_every_published_file(upstream: FakePyPI, mirror: Mirror) 
 
 
 @pytest.mark.parametrize("hostile", ["../../../../etc/evil.whl", "..\\evil.whl", "/abs/evil.whl"])
-def test_hostile_file_names_are_refused(mirror: Mirror, hostile: str, capsys) -> None:
+def test_hostile_file_names_are_refused(mirror: Mirror, hostile: str, capsys: pytest.CaptureFixture[str]) -> None:
     from tests.fakepypi import BuiltFile
 
     with FakePyPI() as up:
@@ -347,7 +349,7 @@ def test_files_of_a_never_published_project_go_when_upstream_drops_it(upstream: 
     check_tree(mirror.web)
 
 
-def test_two_projects_never_share_a_path(mirror: Mirror, tmp_path, capsys) -> None:
+def test_two_projects_never_share_a_path(mirror: Mirror, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A hostile index whose page for b links a's file: whichever comes second is refused."""
     with FakePyPI() as up:
         up.add_release("a", "1.0", sdist=False)
@@ -372,7 +374,9 @@ def test_two_projects_never_share_a_path(mirror: Mirror, tmp_path, capsys) -> No
     check_tree(mirror.web)
 
 
-def test_unusable_names_in_the_root_are_skipped_not_fatal(mirror: Mirror, tmp_path, capsys) -> None:
+def test_unusable_names_in_the_root_are_skipped_not_fatal(
+    mirror: Mirror, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with FakePyPI() as up:
         up.add_release("ok", "1.0")
         source = Mirror(tmp_path / "src", tmp_path / "src" / "mirror.toml")

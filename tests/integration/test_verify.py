@@ -100,7 +100,9 @@ def test_without_hashes_sizes_are_checked_and_repair_keeps_good_files(
     assert snapshot(mirror.web) == clean
 
 
-def test_root_index_is_rewritten_from_state(upstream: FakePyPI, mirror: Mirror, capsys) -> None:
+def test_root_index_is_rewritten_from_state(
+    upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
     seed(upstream)
     mirror.write_config(upstream.simple_url)
     assert mirror.run("sync") == EXIT_OK
@@ -114,7 +116,7 @@ def test_root_index_is_rewritten_from_state(upstream: FakePyPI, mirror: Mirror, 
     assert snapshot(mirror.web) == clean
 
 
-def test_verify_needs_a_mirror(mirror: Mirror, capsys) -> None:
+def test_verify_needs_a_mirror(mirror: Mirror, capsys: pytest.CaptureFixture[str]) -> None:
     mirror.write_config("http://127.0.0.1:9/simple/")
     assert mirror.run("verify") == EXIT_CONFIG
     assert "run `mirror sync` first" in output(capsys)[-1]

@@ -9,13 +9,13 @@ from mirror.errors import ConfigError
 STARTER = Path(__file__).parents[2] / "mirror" / "starter.toml"
 
 
-def write(tmp_path, text):
+def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "mirror.toml"
     path.write_text(text)
     return path
 
 
-def test_minimal_config_gets_defaults(tmp_path):
+def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
     cfg = config.load(write(tmp_path, '[mirror]\ndirectory = "m"\nupstream = "http://127.0.0.1:1/simple"\n'))
     assert cfg.directory == (tmp_path / "m").resolve()
     assert cfg.upstream == "http://127.0.0.1:1/simple/"
@@ -41,7 +41,7 @@ def test_minimal_config_gets_defaults(tmp_path):
         ),
     ],
 )
-def test_bad_configs_name_the_key_and_the_file(tmp_path, text, message):
+def test_bad_configs_name_the_key_and_the_file(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         config.load(path)
@@ -49,12 +49,12 @@ def test_bad_configs_name_the_key_and_the_file(tmp_path, text, message):
     assert str(path) in str(info.value)
 
 
-def test_missing_file(tmp_path):
+def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         config.load(tmp_path / "nope.toml")
 
 
-def test_lookup_order(tmp_path, monkeypatch):
+def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert config.locate("x.toml", {}) == Path("x.toml")
     assert config.locate(None, {"MIRROR_CONFIG": "env.toml"}) == Path("env.toml")
@@ -62,13 +62,13 @@ def test_lookup_order(tmp_path, monkeypatch):
     assert config.locate(None, {}) == Path("mirror.toml")
 
 
-def test_upstream_is_required_only_when_asked(tmp_path):
+def test_upstream_is_required_only_when_asked(tmp_path: Path) -> None:
     cfg = config.load(write(tmp_path, '[mirror]\ndirectory = "m"\n'))
     with pytest.raises(ConfigError, match="upstream is required"):
         cfg.require_upstream()
 
 
-def test_starter_config_is_valid_and_documents_every_key():
+def test_starter_config_is_valid_and_documents_every_key() -> None:
     text = STARTER.read_text()
     cfg = config.parse(tomllib.loads(text), STARTER)
     assert cfg.upstream == "https://pypi.org/simple/"
@@ -77,6 +77,6 @@ def test_starter_config_is_valid_and_documents_every_key():
     # Every commented default parses and equals the declared default.
     for line in text.splitlines():
         if line.startswith("# ") and " = " in line and line[2:].split(" = ")[0] in {k.name for k in config.MIRROR_KEYS}:
-            key, value = line[2:].split(" = ", 1)
-            declared = next(k for k in config.MIRROR_KEYS if k.name == key).default
-            assert tomllib.loads(f"v = {value}")["v"] == declared, key
+            name, value = line[2:].split(" = ", 1)
+            declared = next(k for k in config.MIRROR_KEYS if k.name == name).default
+            assert tomllib.loads(f"v = {value}")["v"] == declared, name

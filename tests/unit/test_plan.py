@@ -20,15 +20,15 @@ from mirror.errors import DeletionGuardTripped, IntegrityError
 N = NormalizedName
 
 
-def entries(*pairs):
+def entries(*pairs: tuple[str, int | None]) -> list[IndexEntry]:
     return [IndexEntry(N(n), s) for n, s in pairs]
 
 
-def local(*pairs):
+def local(*pairs: tuple[str, int | None]) -> list[LocalProject]:
     return [LocalProject(N(n), s) for n, s in pairs]
 
 
-def test_plan_index_merges_sorted_streams():
+def test_plan_index_merges_sorted_streams() -> None:
     changes = list(
         plan_index(
             entries(("a", 5), ("b", 7), ("d", 1), ("e", None)),
@@ -43,17 +43,17 @@ def test_plan_index_merges_sorted_streams():
     ]
 
 
-def test_plan_index_syncs_projects_whose_last_sync_did_not_complete():
+def test_plan_index_syncs_projects_whose_last_sync_did_not_complete() -> None:
     assert list(plan_index(entries(("a", 5)), local(("a", None)))) == [IndexChange(Action.SYNC, N("a"), 5)]
 
 
-def test_plan_index_on_empty_sides():
+def test_plan_index_on_empty_sides() -> None:
     assert list(plan_index([], local(("a", 1)))) == [IndexChange(Action.DELETE, N("a"))]
     assert list(plan_index(entries(("a", 1)), [])) == [IndexChange(Action.SYNC, N("a"), 1)]
     assert list(plan_index([], [])) == []
 
 
-def test_deletion_guard():
+def test_deletion_guard() -> None:
     check_deletion_guard(1, 1, 0.2)  # a single project may always go
     check_deletion_guard(2, 10, 0.2)
     with pytest.raises(DeletionGuardTripped, match="refusing to delete 9 of 10"):
@@ -61,7 +61,7 @@ def test_deletion_guard():
     check_deletion_guard(9, 10, 1.0)
 
 
-def test_check_serial():
+def test_check_serial() -> None:
     assert check_serial("a", None, None)
     assert check_serial("a", 5, 5) and check_serial("a", 5, 6)
     assert not check_serial("a", 5, 4) and not check_serial("a", 5, None)
@@ -70,7 +70,7 @@ def test_check_serial():
 SHA1, SHA2, MSHA = "1" * 64, "2" * 64, "3" * 64
 
 
-def dist(name, sha=SHA1, size=10, meta=True, url=None):
+def dist(name: str, sha: str = SHA1, size: int | None = 10, meta: bool = True, url: str | None = None) -> DistFile:
     return DistFile(
         filename=name,
         url=url or f"https://files.example/packages/aa/bb/{name[:4]}/{name}",
@@ -80,7 +80,7 @@ def dist(name, sha=SHA1, size=10, meta=True, url=None):
     )
 
 
-def test_plan_project_downloads_new_files_then_metadata_and_deletes_gone_ones():
+def test_plan_project_downloads_new_files_then_metadata_and_deletes_gone_ones() -> None:
     page = ProjectPage(N("demo"), (dist("demo-1.0-py3-none-any.whl"), dist("demo-1.0.tar.gz", SHA2, meta=False)))
     gone = "packages/aa/bb/old/demo-0.9.tar.gz"
     held = {gone: LocalFile(gone, 3, SHA1)}
@@ -95,7 +95,7 @@ def test_plan_project_downloads_new_files_then_metadata_and_deletes_gone_ones():
     assert plan.deletes == (gone,)
 
 
-def test_plan_project_keeps_files_it_already_holds():
+def test_plan_project_keeps_files_it_already_holds() -> None:
     whl = dist("demo-1.0-py3-none-any.whl")
     path = "packages/aa/bb/demo/demo-1.0-py3-none-any.whl"
     held = {path: LocalFile(path, 10, SHA1), path + ".metadata": LocalFile(path + ".metadata", 4, MSHA)}
@@ -103,7 +103,7 @@ def test_plan_project_keeps_files_it_already_holds():
     assert plan.downloads == () and plan.metadata == () and plan.deletes == ()
 
 
-def test_plan_project_refetches_a_file_whose_hash_changed():
+def test_plan_project_refetches_a_file_whose_hash_changed() -> None:
     path = "packages/aa/bb/demo/demo-1.0-py3-none-any.whl"
     plan = plan_project(
         ProjectPage(N("demo"), (dist("demo-1.0-py3-none-any.whl", meta=False),)),
@@ -112,14 +112,14 @@ def test_plan_project_refetches_a_file_whose_hash_changed():
     assert [d.path for d in plan.downloads] == [path]
 
 
-def test_quarantined_project_offers_nothing_and_loses_its_files():
+def test_quarantined_project_offers_nothing_and_loses_its_files() -> None:
     path = "packages/aa/bb/demo/demo-1.0-py3-none-any.whl"
     page = ProjectPage(N("demo"), (dist("demo-1.0-py3-none-any.whl", meta=False),), status=ProjectStatus("quarantined"))
     plan = plan_project(page, {path: LocalFile(path, 10, SHA1)})
     assert plan.files == () and plan.downloads == () and plan.deletes == (path,)
 
 
-def test_missing_sha256_is_refused_unless_allowed():
+def test_missing_sha256_is_refused_unless_allowed() -> None:
     unhashed = DistFile("demo-1.0.tar.gz", "http://h/f/demo-1.0.tar.gz", {})
     with pytest.raises(IntegrityError, match="no sha256"):
         plan_project(ProjectPage(N("demo"), (unhashed,)), {})
@@ -127,7 +127,7 @@ def test_missing_sha256_is_refused_unless_allowed():
     assert plan.downloads[0].path == "packages/unhashed/demo/demo-1.0.tar.gz"
 
 
-def test_metadata_without_hash_is_not_mirrored():
+def test_metadata_without_hash_is_not_mirrored() -> None:
     whl = DistFile(
         "demo-1.0-py3-none-any.whl",
         "https://h/packages/a/demo-1.0-py3-none-any.whl",
@@ -138,7 +138,7 @@ def test_metadata_without_hash_is_not_mirrored():
     assert plan.files[0].metadata is None
 
 
-def test_published_page_links_relatively_and_advertises_only_metadata_on_disk():
+def test_published_page_links_relatively_and_advertises_only_metadata_on_disk() -> None:
     whl, sdist = dist("demo-1.0-py3-none-any.whl"), dist("demo-1.0.tar.gz", SHA2)
     page = ProjectPage(N("demo"), (whl, sdist), versions=("1.0",), last_serial=7)
     plan = plan_project(page, {})
@@ -157,7 +157,7 @@ def test_published_page_links_relatively_and_advertises_only_metadata_on_disk():
         published_page(plan, {}, ("1.0",))
 
 
-def test_metadata_path_that_collides_with_a_distribution_is_not_mirrored():
+def test_metadata_path_that_collides_with_a_distribution_is_not_mirrored() -> None:
     whl = dist("demo-1.0-py3-none-any.whl")
     clash = dist("demo-1.0-py3-none-any.whl.metadata", SHA2, meta=False)
     plan = plan_project(ProjectPage(N("demo"), (whl, clash)), {})

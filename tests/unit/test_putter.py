@@ -163,7 +163,7 @@ def test_the_writer_process_ends_with_a_killed_parent(tmp_path: Path) -> None:
     time.sleep(0.2)
     assert _alive(child)
     parent.kill()
-    parent.wait()
+    parent.communicate()  # also closes its stdout pipe
     deadline = time.monotonic() + 10
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from packaging.utils import NormalizedName
 
 from mirror._state import State
@@ -19,6 +21,7 @@ def root_document(count: int) -> bytes:
     return f'{{"meta":{{"api-version":"1.4","_last-serial":{count}}},"projects":[{projects}]}}'.encode()
 
 
+@pytest.mark.slow
 def test_staging_and_planning_200k_projects_keeps_memory_flat(tmp_path: Path) -> None:
     count = 200_000
     body = root_document(count)
@@ -28,7 +31,7 @@ def test_staging_and_planning_200k_projects_keeps_memory_flat(tmp_path: Path) ->
     state.publish_project("zz-gone", 1, None, None)
     state.commit()
 
-    def entries():
+    def entries() -> Iterator[IndexEntry]:
         parser = parse.IndexJsonParser()
         for start in range(0, len(body), 1 << 16):
             yield from parser.feed(body[start : start + (1 << 16)])
