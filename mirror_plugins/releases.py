@@ -29,7 +29,7 @@ class Prereleases:
         }
 
 
-def prerelease(options: Mapping[str, Any], context: PluginContext) -> Prereleases:
+def prerelease(options: Mapping[str, object], context: PluginContext) -> Prereleases:
     opts = Options(options)
     keep = opts.boolean("keep", False)
     keep_for = opts.strings("keep-projects")
@@ -61,7 +61,7 @@ class Latest:
         return parsed is not None, parsed if parsed is not None else release.version
 
 
-def latest(options: Mapping[str, Any], context: PluginContext) -> Latest:
+def latest(options: Mapping[str, object], context: PluginContext) -> Latest:
     opts = Options(options)
     count = opts.integer("count", 3, minimum=1)
     by = opts.choice("by", "version", ("version", "upload-time"))
@@ -103,7 +103,7 @@ def _utc(stamp: str) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def cooldown(options: Mapping[str, Any], context: PluginContext) -> Cooldown:
+def cooldown(options: Mapping[str, object], context: PluginContext) -> Cooldown:
     opts = Options(options)
     days = opts.number("days", 7.0)
     opts.done()
