@@ -331,9 +331,6 @@ class FileStorage:
                 return
             directory = directory.parent
 
-    def delete_dir_if_empty(self, path: str) -> None:
-        self._prune(self._full(path))
-
     def files_in(self, directory: str) -> list[str]:
         """The published (non-temporary) files directly in ``directory``, as paths under ``web/``."""
         full = self._full(directory)

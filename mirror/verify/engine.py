@@ -60,10 +60,6 @@ class VerifyReport:
         """Problems that clients can hit (links to nothing, wrong bytes, stale pages)."""
         return sum(count for problem, count in self.counts.items() if problem.repairable)
 
-    @property
-    def orphans(self) -> int:
-        return sum(count for problem, count in self.counts.items() if problem.orphan)
-
 
 class Ticker:
     """A progress line every few seconds (plain lines suit cron, journald and a terminal alike)."""
