@@ -36,11 +36,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mirror._http",
         "mirror._plugins",
         "mirror._progress",
+        "mirror._decoding",
     ),
     ("mirror.sync", "mirror.verify", "mirror.airgap", "mirror.serve", "mirror._metrics"),
     ("mirror.cli", "mirror.__main__"),
 )
-"""Lowest first. Each module is in the layer of the longest prefix that names it."""
+"""Lowest first. Each module is in the layer of the longest prefix that names it (``mirror``: only itself)."""
 
 CORE_MAY_IMPORT = ("mirror.core", "mirror.errors")
 CORE_THIRD_PARTY = frozenset({"packaging"})
@@ -187,7 +188,8 @@ def layer_of(module: str) -> int:
     best, found = -1, -1
     for rank, prefixes in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+            below = module.startswith(prefix + ".") and prefix not in PACKAGES  # the root package is only itself
+            if (module == prefix or below) and len(prefix) > best:
                 best, found = len(prefix), rank
     return found
 
