@@ -59,6 +59,8 @@ class Engine(Protocol):
 
     def filters_changed(self) -> bool: ...
 
+    def report_dry_plan(self, name: NormalizedName, plan: ProjectPlan) -> None: ...
+
     def queue(self, filters: FilterChain, work: Iterable[IndexChange]) -> int:
         """Decide by ``filters`` and queue ``work``; returns how many projects are queued."""
 
@@ -68,19 +70,22 @@ class Engine(Protocol):
 def last_closure(base: FilterChain, state: State) -> FilterChain:
     """``base`` deciding by the closure the last complete run stored (for a run limited to some projects)."""
     roots = base.dependency_roots() or {}
-    previous = {name: Want.from_key(text) for name, text in state.closure().items()}
-    return base.with_closure(grow(previous, roots, roots))
+    return base.with_closure(grow(_stored(state), roots, roots))
 
 
 async def sync_closure(syncer: Engine) -> FilterChain:
     """Sync the closure of ``syncer.filters``' roots, round by round; returns the chain deciding by it."""
     base = syncer.filters
     roots = base.dependency_roots() or {}
-    previous = {name: Want.from_key(text) for name, text in syncer.state.closure().items()}
+    previous = _stored(syncer.state)
     resolution = _Resolution(syncer, base, roots, previous)
     await resolution.run()
     resolution.conclude()
     return base.with_closure(resolution.wants)
+
+
+def _stored(state: State) -> dict[NormalizedName, Want]:
+    return {name: Want.from_key(text) for name, text in state.closure().items()}
 
 
 class _Resolution:
@@ -131,6 +136,8 @@ class _Resolution:
 
     def conclude(self) -> None:
         syncer = self.syncer
+        for name, plan in sorted((syncer.dry_plans or {}).items()):
+            syncer.report_dry_plan(name, plan)
         syncer.report.unresolved = sorted(self.unresolved)
         missing = sorted(n for n in self.wants if syncer.state.upstream_entry(n) is None)
         if missing:
@@ -165,7 +172,7 @@ def _work(
     applied: Mapping[NormalizedName, Want],
     used: Mapping[NormalizedName, Want],
 ) -> Iterator[IndexChange]:
-    stored = {NormalizedName(n): Want.from_key(t) for n, t in syncer.state.closure().items()}
+    stored = _stored(syncer.state)
     refilter = syncer.options.force_check or syncer.filters_changed()
     for name in sorted(todo):
         entry = syncer.state.upstream_entry(name)

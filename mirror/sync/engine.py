@@ -132,8 +132,6 @@ class Syncer:
         if self.options.dry_run:
             self.dry_plans = {}
         self.filters = await closure.sync_closure(self)
-        for name, plan in sorted((self.dry_plans or {}).items()):
-            self.report_dry_plan(name, plan)
         return True
 
     def queue(self, filters: FilterChain, work: Iterable[IndexChange]) -> int:
