@@ -341,7 +341,8 @@ class FileStorage:
             directory = directory.parent
 
     def scan(self, directory: str) -> Iterator[Entry]:
-        full = self.root if directory == "" else self._full(directory)
+        # A str, not a Path: verify scans every directory of the tree, and Path() showed in its profile.
+        full = str(self.root) if directory == "" else self._name(directory)
         try:
             with os.scandir(full) as entries:
                 for entry in entries:  # lazily: simple/ holds a directory per project
@@ -351,7 +352,7 @@ class FileStorage:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise fatal(exc, full) from None
+            raise fatal(exc, Path(full)) from None
 
     def files_in(self, directory: str) -> list[str]:
         """The published (non-temporary) files directly in ``directory``, as paths under ``web/``."""
