@@ -222,17 +222,18 @@ class _HashingReader:
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
-        self._buffer = bytearray()  # consumed from the front: CPython does that without moving the rest
+        self._buffer = b""
+        self._at = 0  # what is before it in the buffer was handed out already
         self.digest = hashlib.sha256()
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
+        while size < 0 or len(self._buffer) - self._at < size:
             chunk = next(self._chunks, None)
             if chunk is None:
                 break
-            self._buffer += chunk
-        cut = len(self._buffer) if size < 0 else min(size, len(self._buffer))
-        data = bytes(self._buffer[:cut])
-        del self._buffer[:cut]
+            self._buffer, self._at = self._buffer[self._at :] + chunk, 0
+        end = len(self._buffer) if size < 0 else min(self._at + size, len(self._buffer))
+        data = self._buffer[self._at : end]  # the whole buffer (a small file) is not copied
+        self._at = end
         self.digest.update(data)
         return data

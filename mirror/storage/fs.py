@@ -21,6 +21,7 @@ from mirror.storage.base import ChangeHook, Entry, check_path
 from mirror.storage.putter import Put, PutFailed, Putter
 
 _CHUNK = 1 << 20
+_SMALL_READ = 1 << 16
 # A download is held in memory up to this size before it goes to disk: most files are small
 # enough that creating, writing and renaming them is one call (one trip to a thread with fsync).
 _SPILL = 1 << 18
@@ -310,13 +311,15 @@ class FileStorage:
         return open(self._name(path), "rb")
 
     def read(self, path: str) -> Iterator[bytes]:
-        full = self._full(path)
+        name = self._name(path)  # a str: verify and export read every file, and Path() showed in profiles
         try:
-            with open(full, "rb") as handle:
-                while chunk := handle.read(_CHUNK):
+            with open(name, "rb", buffering=0) as handle:
+                # Most files are small: read by their size, not into a fresh 1 MiB buffer each (measured).
+                size = min(_CHUNK, max(os.fstat(handle.fileno()).st_size, _SMALL_READ))
+                while chunk := handle.read(size):
                     yield chunk
         except OSError as exc:
-            raise fatal(exc, full) from None
+            raise fatal(exc, Path(name)) from None
 
     def delete(self, path: str) -> None:
         full = self._full(path)
