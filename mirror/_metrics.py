@@ -19,7 +19,7 @@ from mirror._state import State
 from mirror.errors import EnvironmentFault
 
 if TYPE_CHECKING:
-    from mirror.sync.engine import RunReport
+    from mirror.sync.run import RunReport
 
 RESULTS = ("ok", "partial", "error")
 META_KEY = "last_outcome"

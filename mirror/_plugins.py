@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
 
 from mirror._config import FiltersConfig
 from mirror.core.filters import FileFilter, FilterChain, PluginContext, ProjectFilter, ReleaseFilter
@@ -19,7 +18,7 @@ from mirror.core.options import OptionError
 from mirror.errors import ConfigError
 from mirror.filter_api import GROUP
 
-Factory = Callable[[Mapping[str, Any], PluginContext], object]
+Factory = Callable[[Mapping[str, object], PluginContext], object]
 
 
 def available() -> dict[str, str]:
@@ -68,7 +67,7 @@ class OncePerRun:
             self._warn(message)
 
 
-def build(name: str, factory: Factory, options: Mapping[str, Any], context: PluginContext, source: str) -> object:
+def build(name: str, factory: Factory, options: Mapping[str, object], context: PluginContext, source: str) -> object:
     """Call one factory; whatever it rejects becomes a config error naming the plugin (and key)."""
     try:
         plugin = factory(options, context)

@@ -2,7 +2,7 @@
 
 A plugin package declares an entry point in that group whose target is a factory::
 
-    def factory(options: Mapping[str, Any], context: PluginContext) -> object
+    def factory(options: Mapping[str, object], context: PluginContext) -> object
 
 ``options`` is the plugin's own ``[filters.<name>]`` table (read it with :class:`Options`, whose
 :class:`OptionError` becomes a config error naming the plugin and the key). The returned object

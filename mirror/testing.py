@@ -13,7 +13,6 @@ import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from packaging.utils import canonicalize_name
 
@@ -57,7 +56,7 @@ def page(project: str, *files: str | DistFile) -> ProjectPage:
 
 def build(
     factory: Factory,
-    options: Mapping[str, Any] | None = None,
+    options: Mapping[str, object] | None = None,
     *,
     name: str = "plugin",
     now: datetime = NOW,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from packaging.utils import InvalidSdistFilename, NormalizedName, parse_sdist_filename
 
@@ -44,7 +43,7 @@ def _is_sdist(filename: str) -> bool:
     return True
 
 
-def environments(options: Mapping[str, Any], context: PluginContext) -> Environments:
+def environments(options: Mapping[str, object], context: PluginContext) -> Environments:
     opts = Options(options)
     tables = opts.tables("targets")
     sdists = opts.boolean("sdists", True)

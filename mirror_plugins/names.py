@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from packaging.utils import NormalizedName
 
@@ -37,7 +36,7 @@ def _compile(patterns: tuple[str, ...], key: str) -> tuple[re.Pattern[str], ...]
     return tuple(compiled)
 
 
-def regex(options: Mapping[str, Any], context: PluginContext) -> Regex:
+def regex(options: Mapping[str, object], context: PluginContext) -> Regex:
     opts = Options(options)
     projects = _compile(opts.strings("projects"), "projects")
     files = _compile(opts.strings("files"), "files")

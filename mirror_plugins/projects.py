@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
@@ -61,7 +60,7 @@ def _fingerprint(plugin: str, wants: Mapping[NormalizedName, Want]) -> str:
     return f"{plugin}: " + json.dumps(sorted((name, want.key()) for name, want in wants.items()))
 
 
-def allowlist(options: Mapping[str, Any], context: PluginContext) -> Allowlist:
+def allowlist(options: Mapping[str, object], context: PluginContext) -> Allowlist:
     opts = Options(options)
     requirements = read_requirements(opts, context.config_dir, context.warn)
     follow = opts.boolean("dependencies", False)
@@ -104,7 +103,7 @@ class Blocklist:
         return dropped
 
 
-def blocklist(options: Mapping[str, Any], context: PluginContext) -> Blocklist:
+def blocklist(options: Mapping[str, object], context: PluginContext) -> Blocklist:
     opts = Options(options)
     requirements = read_requirements(opts, context.config_dir, context.warn)
     opts.done()

@@ -29,7 +29,7 @@ class Prereleases:
         }
 
 
-def prerelease(options: Mapping[str, Any], context: PluginContext) -> Prereleases:
+def prerelease(options: Mapping[str, object], context: PluginContext) -> Prereleases:
     opts = Options(options)
     keep = opts.boolean("keep", False)
     keep_for = opts.strings("keep-projects")
@@ -79,7 +79,7 @@ def _by_time(release: Release) -> tuple[bool, str]:
     return release.upload_time is not None, release.upload_time or ""
 
 
-def latest(options: Mapping[str, Any], context: PluginContext) -> Latest:
+def latest(options: Mapping[str, object], context: PluginContext) -> Latest:
     opts = Options(options)
     count = opts.integer("count", 3, minimum=1)
     by = opts.choice("by", "version", ("version", "upload-time"))
@@ -141,7 +141,7 @@ def _utc(stamp: str) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def cooldown(options: Mapping[str, Any], context: PluginContext) -> Cooldown:
+def cooldown(options: Mapping[str, object], context: PluginContext) -> Cooldown:
     opts = Options(options)
     days = opts.number("days", 7.0)
     untimed = opts.choice("without-upload-time", "keep", ("keep", "hold"))

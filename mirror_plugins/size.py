@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from packaging.utils import NormalizedName
 
@@ -40,7 +39,7 @@ class Size:
         return dropped
 
 
-def size(options: Mapping[str, Any], context: PluginContext) -> Size:
+def size(options: Mapping[str, object], context: PluginContext) -> Size:
     opts = Options(options)
     max_file = opts.number("max-file-mb", 0)
     max_project = opts.number("max-project-mb", 0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from packaging.utils import NormalizedName
 
@@ -22,6 +21,6 @@ class Yanked:
         return Decision(False, self.plugin, f"yanked{reason}")
 
 
-def yanked(options: Mapping[str, Any], context: PluginContext) -> Yanked:
+def yanked(options: Mapping[str, object], context: PluginContext) -> Yanked:
     Options(options).done()
     return Yanked(context.name)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -31,7 +30,7 @@ class WheelsOnly:
         return Decision(False, self.plugin, "not a wheel")
 
 
-def factory(options: Mapping[str, Any], context: PluginContext) -> WheelsOnly:
+def factory(options: Mapping[str, object], context: PluginContext) -> WheelsOnly:
     opts = Options(options)
     sdists_for = frozenset(canonicalize_name(n) for n in opts.strings("sdists-for"))
     opts.done()

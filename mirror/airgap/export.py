@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import secrets
 import tarfile
 import time
@@ -23,6 +22,7 @@ from mirror._state import State
 from mirror.airgap.bundle import MANIFEST_SUFFIX, Header, PartWriter
 from mirror.core import layout
 from mirror.errors import ConfigError, EnvironmentFault
+from mirror.storage.base import Storage, walk_files
 
 COMPRESSIONS = {"none": ("w|", ".tar"), "gzip": ("w|gz", ".tar.gz")}
 _NO_SPLIT = 1 << 62
@@ -45,8 +45,8 @@ class _Base:
     full: bool
 
 
-def export(config: Config, state: State, options: ExportOptions) -> tuple[Header, Path] | None:
-    """Write one bundle into ``options.outdir``; None when nothing changed since the base export."""
+def export(config: Config, state: State, storage: Storage, options: ExportOptions) -> tuple[Header, Path] | None:
+    """Write one bundle of ``storage``'s files into ``options.outdir``; None when nothing changed since the base."""
     base = _base(state, options)
     upto = state.change_seq()
     if not base.full and upto <= base.seq:
@@ -54,9 +54,9 @@ def export(config: Config, state: State, options: ExportOptions) -> tuple[Header
     _prepare(options.outdir, config.directory)
     created = time.time()
     bundle_id = f"mirror-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(created))}-{secrets.token_hex(4)}"
-    writer = _BundleWriter(config, state, options, bundle_id)
+    writer = _BundleWriter(storage, state, options, bundle_id, int(created))
     try:
-        changes = _walk(config.web) if base.full else _changed(state, base.seq, upto)
+        changes = _walk(storage) if base.full else _changed(state, base.seq, upto)
         for path, deleted in changes:
             writer.add(path, deleted)
         header = writer.finish(
@@ -111,14 +111,10 @@ def _changed(state: State, after: int, upto: int) -> Iterator[tuple[str, bool]]:
         yield change.path, change.deleted
 
 
-def _walk(web: Path) -> Iterator[tuple[str, bool]]:
+def _walk(storage: Storage) -> Iterator[tuple[str, bool]]:
     """Every published file under ``web/``, in a stable order, without temporary files."""
-    for directory, dirs, names in os.walk(web):
-        dirs.sort()
-        relative = os.path.relpath(directory, web)
-        for name in sorted(names):
-            if not layout.is_temp_name(name):
-                yield (name if relative == "." else f"{relative}/{name}").replace(os.sep, "/"), False
+    for path in walk_files(storage):
+        yield path, False
 
 
 def page_project(path: str) -> str | None:
@@ -130,9 +126,10 @@ def page_project(path: str) -> str | None:
 
 
 class _BundleWriter:
-    def __init__(self, config: Config, state: State, options: ExportOptions, bundle_id: str) -> None:
+    def __init__(self, storage: Storage, state: State, options: ExportOptions, bundle_id: str, mtime: int) -> None:
         mode, suffix = COMPRESSIONS[options.compression]
-        self._web, self._state, self._options, self._id = config.web, state, options, bundle_id
+        self._storage, self._state, self._options, self._id = storage, state, options, bundle_id
+        self._mtime = mtime
         self._parts = PartWriter(options.outdir, bundle_id, suffix, options.split_size or _NO_SPLIT)
         self._tar = tarfile.open(fileobj=self._parts, mode=mode, format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]  # noqa: SIM115
         self._entries_path = options.outdir / f".{bundle_id}.entries.mirror-tmp"
@@ -154,19 +151,14 @@ class _BundleWriter:
             self._line(self._extra, {"forget": name})
 
     def _add_file(self, path: str) -> bool:
-        full = self._web / path
-        try:
-            handle = open(full, "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
+        size = self._storage.size(path)
+        if size is None:
             return False  # recorded as written, gone since: the other side must not keep it either
-        except OSError as exc:
-            raise EnvironmentFault(f"cannot read {full}: {exc.strerror}") from None
-        with handle:
-            stat = os.fstat(handle.fileno())
-            info = tarfile.TarInfo(f"web/{path}")
-            info.size, info.mtime, info.mode = stat.st_size, int(stat.st_mtime), 0o644
-            hashing = _HashingReader(handle)
-            self._tar.addfile(info, hashing)
+        # The export runs under the mirror's lock: no sync changes the file between size and read.
+        info = tarfile.TarInfo(f"web/{path}")
+        info.size, info.mtime, info.mode = size, self._mtime, 0o644
+        hashing = _HashingReader(self._storage.read(path))
+        self._tar.addfile(info, hashing)
         entry = {"path": path, "size": info.size, "sha256": hashing.digest.hexdigest()}
         entry["project"] = self._state.file_owner(path)
         self._line(self._entries, entry)
@@ -223,13 +215,25 @@ class _BundleWriter:
 
 
 class _HashingReader:
-    """Hands tarfile the file's bytes and hashes them on the way: each file is read once."""
+    """Hands tarfile the file's bytes (a file object over the storage's chunks) and hashes them on the way.
 
-    def __init__(self, handle: IO[bytes]) -> None:
-        self._handle = handle
+    Each file is read once.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+        self._at = 0  # what is before it in the buffer was handed out already
         self.digest = hashlib.sha256()
 
     def read(self, size: int = -1) -> bytes:
-        data = self._handle.read(size)
+        while size < 0 or len(self._buffer) - self._at < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer, self._at = self._buffer[self._at :] + chunk, 0
+        end = len(self._buffer) if size < 0 else min(self._at + size, len(self._buffer))
+        data = self._buffer[self._at : end]  # the whole buffer (a small file) is not copied
+        self._at = end
         self.digest.update(data)
         return data

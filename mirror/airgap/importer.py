@@ -28,7 +28,7 @@ from mirror.airgap.export import page_project
 from mirror.core import layout
 from mirror.core.plan import LocalFile
 from mirror.errors import BundleRefused, EnvironmentFault
-from mirror.storage.fs import FileStorage
+from mirror.storage.base import Storage
 from mirror.sync import diffs
 
 STAGING = "import"
@@ -54,7 +54,8 @@ class _Bundle:
         return self.manifest.parent
 
 
-def import_bundles(config: Config, state: State, paths: list[Path]) -> ImportReport:
+def import_bundles(config: Config, state: State, storage: Storage, paths: list[Path]) -> ImportReport:
+    """Verify every bundle under ``paths`` in staging, then apply them in order to ``storage`` and ``state``."""
     report = ImportReport()
     found: dict[str, _Bundle] = {}
     for manifest in find_manifests(paths):
@@ -70,7 +71,7 @@ def import_bundles(config: Config, state: State, paths: list[Path]) -> ImportRep
             shutil.rmtree(stage, ignore_errors=True)
         raise
     for bundle, stage in zip(chain, stages, strict=True):
-        _Applier(config, state, bundle, stage).run()
+        _Applier(state, storage, bundle, stage).run()
         report.applied.append(bundle.header)
     if chain:
         diffs.write_run_diff(config, state)
@@ -191,9 +192,8 @@ def _safe(path: str, header: Header) -> str:
 class _Applier:
     """Moves one verified bundle into ``web/`` and brings the state along."""
 
-    def __init__(self, config: Config, state: State, bundle: _Bundle, stage: Path) -> None:
-        self.config, self.state, self.bundle, self.stage = config, state, bundle, stage
-        self.storage = FileStorage(config.web, fsync=config.fsync, on_change=state.record_change)
+    def __init__(self, state: State, storage: Storage, bundle: _Bundle, stage: Path) -> None:
+        self.state, self.storage, self.bundle, self.stage = state, storage, bundle, stage
 
     def run(self) -> None:
         header = self.bundle.header
@@ -225,23 +225,18 @@ class _Applier:
             if not wanted(path):
                 continue
             self._move(self.stage / str(number), path, entry)
-            self.state.record_change(path, False)
             if entry.get("project"):
                 self.state.add_file(str(entry["project"]), LocalFile(path, entry["size"], entry["sha256"]))
 
     def _move(self, staged: Path, path: str, entry: dict[str, Any]) -> None:
-        target = self.config.web / path
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staged.replace(target)
+        """Publish a staged file (the storage's change hook records it)."""
+        if self.storage.move_in(path, staged):
             return
-        except FileNotFoundError:
-            pass  # moved by an interrupted run of this import: it must be in place, whole
-        except OSError as exc:
-            raise EnvironmentFault(f"cannot publish {target}: {exc.strerror}") from None
-        if _sha256(target) != entry["sha256"]:
+        # Moved by an interrupted run of this import: it must be in place, whole.
+        if _sha256(self.storage, path) != entry["sha256"]:
             shutil.rmtree(self.stage, ignore_errors=True)
             raise BundleRefused(f"bundle {self.bundle.header.id}: staging lost {path}; import the bundle again")
+        self.state.record_change(path, False)  # its first record may have died with the interrupted run
 
     def _projects(self) -> None:
         for entry in read_entries(self.bundle.manifest):
@@ -271,12 +266,10 @@ def header_time(header: Header) -> float:
     return float(calendar.timegm(time.strptime(header.created, "%Y-%m-%dT%H:%M:%SZ")))
 
 
-def _sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    except FileNotFoundError:
+def _sha256(storage: Storage, path: str) -> str | None:
+    if storage.size(path) is None:
         return None
+    digest = hashlib.sha256()
+    for chunk in storage.read(path):
+        digest.update(chunk)
     return digest.hexdigest()

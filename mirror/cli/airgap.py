@@ -14,7 +14,7 @@ from mirror.airgap.bundle import parse_size
 from mirror.airgap.export import ExportOptions
 from mirror.airgap.export import export as export_bundle
 from mirror.airgap.importer import import_bundles
-from mirror.cli.common import prepare_directory
+from mirror.cli.common import open_storage, prepare_directory
 from mirror.errors import EXIT_OK, ConfigError
 
 
@@ -22,7 +22,7 @@ def export(config: Config, args: argparse.Namespace) -> int:
     split = None if args.split_size is None else parse_size(args.split_size)
     options = ExportOptions(Path(args.outdir), args.since, args.full, split, args.compress)
     with open_state(config.state_dir, State) as state:
-        done = export_bundle(config, state, options)
+        done = export_bundle(config, state, open_storage(config, state), options)
     if done is None:
         print("nothing changed since the last export; no bundle written", file=sys.stderr)
         return EXIT_OK
@@ -44,7 +44,7 @@ def import_(config: Config, args: argparse.Namespace) -> int:
         )
     prepare_directory(config)
     with open_state(config.state_dir, State, existing=False) as state:
-        report = import_bundles(config, state, [Path(p) for p in args.paths])
+        report = import_bundles(config, state, open_storage(config, state), [Path(p) for p in args.paths])
     for header, why in report.skipped:
         print(f"skipped {header.id}: {why}", file=sys.stderr)
     for header in report.applied:

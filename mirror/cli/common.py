@@ -1,11 +1,13 @@
-"""What several commands share: preparing the mirror directory, warnings."""
+"""What several commands share: preparing the mirror directory, its storage, warnings."""
 
 from __future__ import annotations
 
 import sys
 
 from mirror._config import Config
+from mirror._state import State
 from mirror.errors import ConfigError, EnvironmentFault
+from mirror.storage import FileStorage, Storage
 
 
 def prepare_directory(config: Config) -> None:
@@ -25,6 +27,11 @@ def prepare_directory(config: Config) -> None:
             sub.mkdir(exist_ok=True)
         except OSError as exc:
             raise EnvironmentFault(f"cannot create {sub}: {exc.strerror}") from None
+
+
+def open_storage(config: Config, state: State) -> Storage:
+    """The mirror's ``web/`` tree; every publication and deletion goes to the change log in ``state``."""
+    return FileStorage(config.web, fsync=config.fsync, on_change=state.record_change)
 
 
 def warn(message: str) -> None:

@@ -18,11 +18,10 @@ from mirror._http import Upstream
 from mirror._plugins import load_chain
 from mirror._progress import make_reporter
 from mirror._state import STATE_DB, State, open_state, read_closure
-from mirror.cli.common import prepare_directory, warn
+from mirror.cli.common import open_storage, prepare_directory, warn
 from mirror.core.filters import FilterChain
 from mirror.core.models import ProjectPage
 from mirror.errors import EXIT_OK, EXIT_PARTIAL, MirrorError, unwrap
-from mirror.storage import FileStorage
 from mirror.sync.engine import Options, RunReport, Syncer
 from mirror.sync.explain import explain_lines, fetch_page, with_stored_closure
 
@@ -39,7 +38,7 @@ def sync(config: Config, args: argparse.Namespace) -> int:
 
     async def run(state: State) -> RunReport:
         nonlocal report
-        storage = FileStorage(config.web, fsync=config.fsync, on_change=state.record_change)
+        storage = open_storage(config, state)
         async with Upstream(config) as upstream, storage.publishing():
             syncer = Syncer(config, state, storage, upstream, filters, reporter, options)
             report = syncer.report  # a run that stops part way still reports what it did

@@ -10,6 +10,7 @@ from rich.filesize import decimal
 from mirror._config import Config
 from mirror._progress import PlainReporter
 from mirror._state import open_state
+from mirror.cli.common import open_storage
 from mirror.errors import EXIT_OK, EXIT_PARTIAL
 from mirror.verify.engine import VerifyOptions, VerifyReport, run
 from mirror.verify.store import VerifyState
@@ -24,7 +25,7 @@ def verify(config: Config, args: argparse.Namespace) -> int:
     # Progress is a line every few seconds: it reads the same on a terminal and in a journal.
     reporter = PlainReporter(quiet=args.quiet, verbose=args.verbose)
     with open_state(config.state_dir, VerifyState) as state:
-        report = run(config, state, reporter, options)
+        report = run(config, state, open_storage(config, state), reporter, options)
         _print_findings(state, verbose=args.verbose)
         state.finish_pass()
     print(summary(report, options), file=sys.stderr)

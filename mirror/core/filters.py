@@ -150,13 +150,6 @@ def file_version(filename: str) -> str:
         return UNKNOWN_VERSION
 
 
-def group_releases(files: Sequence[DistFile]) -> list[Release]:
-    groups: dict[str, list[DistFile]] = {}
-    for dist in files:
-        groups.setdefault(file_version(dist.filename), []).append(dist)
-    return [Release(version, tuple(group)) for version, group in groups.items()]
-
-
 @dataclass(frozen=True, slots=True)
 class FilterChain:
     """The enabled plugins, in the order of ``[filters] enabled``; the first "drop" wins."""
@@ -191,12 +184,6 @@ class FilterChain:
                     if decision is not None and not decision.keep:
                         dropped[i] = decision
         return tuple(FileVerdict(f, dropped.get(i)) for i, f in enumerate(page.files))
-
-    def filter_page(self, page: ProjectPage) -> ProjectPage:
-        if not any(isinstance(p, ReleaseFilter | FileFilter) for p in self.plugins):
-            return page
-        kept = tuple(v.file for v in self.explain(page) if v.dropped is None)
-        return replace(page, files=kept)
 
     def dependency_roots(self) -> Mapping[NormalizedName, Want] | None:
         """The union of the roots of every resolving plugin, or None when no plugin resolves."""

@@ -17,7 +17,7 @@ class OptionError(ValueError):
 
 
 class Options:
-    def __init__(self, table: Mapping[str, Any]) -> None:
+    def __init__(self, table: Mapping[str, object]) -> None:
         self._table, self._read = table, set[str]()
 
     def _get(self, key: str, kind: type | tuple[type, ...], default: Any, what: str) -> Any:
@@ -54,7 +54,7 @@ class Options:
             raise OptionError(key, f"must be a list of strings, not {values!r}")
         return tuple(values)
 
-    def tables(self, key: str) -> tuple[Mapping[str, Any], ...]:
+    def tables(self, key: str) -> tuple[Mapping[str, object], ...]:
         values = self._get(key, list, [], "a list of tables")
         if not all(isinstance(v, dict) for v in values):
             raise OptionError(key, "must be a list of tables like { python = '3.12', platform = '...' }")

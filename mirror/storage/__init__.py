@@ -1,6 +1,7 @@
-"""Where the mirror's tree lives. The sync engine only talks to :class:`Storage`."""
+"""Where the mirror's tree lives. The engine, verify, import and export only talk to :class:`Storage`."""
 
-from mirror.storage.base import AsyncWriter, Storage, Writer
+from mirror.storage.base import AsyncWriter, ChangeHook, Entry, Storage
 from mirror.storage.fs import FileStorage
+from mirror.storage.memory import MemoryStorage
 
-__all__ = ["AsyncWriter", "FileStorage", "Storage", "Writer"]
+__all__ = ["AsyncWriter", "ChangeHook", "Entry", "FileStorage", "MemoryStorage", "Storage"]

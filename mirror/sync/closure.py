@@ -6,44 +6,86 @@ kept are read from disk and their ``Requires-Dist`` evaluated for the target env
 changes. While resolving, a project keeps what last run's closure kept too, so a want that only
 grows across rounds never deletes files a later round fetches again; projects whose final want is
 narrower are re-planned once at the end. The closure is stored for the next run and ``--explain``.
+
+The engine drives this through :meth:`~mirror.sync.engine.Syncer.queue` and
+:meth:`~mirror.sync.engine.Syncer.sync_queued`; it passes itself in as an :class:`Engine`, so
+this module never imports the engine (no import cycle).
 """
 
 from __future__ import annotations
 
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 from packaging.utils import NormalizedName
 
-from mirror._http import TransientError
+from mirror._http import TransientError, Upstream
+from mirror._progress import Reporter
+from mirror._state import State
 from mirror.core import layout
 from mirror.core.closure import Want, dependencies, grow
 from mirror.core.environments import default_targets
 from mirror.core.filters import FilterChain, file_version
-from mirror.core.plan import Action, Download, IndexChange
+from mirror.core.plan import Action, Download, IndexChange, ProjectPlan
 from mirror.errors import MirrorError, UpstreamError
+from mirror.storage.base import Storage
+from mirror.sync.run import Options, RunReport
 
-if TYPE_CHECKING:
-    from mirror.sync.engine import Syncer
+
+class Engine(Protocol):
+    """What the rounds need of the sync engine (:class:`~mirror.sync.engine.Syncer` is one)."""
+
+    @property
+    def state(self) -> State: ...
+    @property
+    def storage(self) -> Storage: ...
+    @property
+    def upstream(self) -> Upstream: ...
+    @property
+    def reporter(self) -> Reporter: ...
+    @property
+    def options(self) -> Options: ...
+    @property
+    def report(self) -> RunReport: ...
+    @property
+    def filters(self) -> FilterChain: ...
+    @property
+    def replan(self) -> set[NormalizedName]: ...
+    @property
+    def dry_plans(self) -> Mapping[NormalizedName, ProjectPlan] | None:
+        """A dry run's plans, kept to read the metadata they would fetch."""
+
+    def filters_changed(self) -> bool: ...
+
+    def report_dry_plan(self, name: NormalizedName, plan: ProjectPlan) -> None: ...
+
+    def queue(self, filters: FilterChain, work: Iterable[IndexChange]) -> int:
+        """Decide by ``filters`` and queue ``work``; returns how many projects are queued."""
+
+    async def sync_queued(self) -> None: ...
 
 
-async def sync_closure(syncer: Syncer) -> bool:
-    """True when the closure was synced; False when a run limited to some projects only decides by it."""
+def last_closure(base: FilterChain, state: State) -> FilterChain:
+    """``base`` deciding by the closure the last complete run stored (for a run limited to some projects)."""
+    roots = base.dependency_roots() or {}
+    return base.with_closure(grow(_stored(state), roots, roots))
+
+
+async def sync_closure(syncer: Engine) -> FilterChain:
+    """Sync the closure of ``syncer.filters``' roots, round by round; returns the chain deciding by it."""
     base = syncer.filters
     roots = base.dependency_roots() or {}
-    previous = {name: Want.from_key(text) for name, text in syncer.state.closure().items()}
-    if syncer.options.projects:
-        # A run limited to some projects cannot see the whole closure: it decides by the last one.
-        syncer.filters = base.with_closure(grow(previous, roots, roots))
-        return False
-    if syncer.options.dry_run:
-        syncer.dry_plans = {}
+    previous = _stored(syncer.state)
     resolution = _Resolution(syncer, base, roots, previous)
     await resolution.run()
     resolution.conclude()
-    return True
+    return base.with_closure(resolution.wants)
+
+
+def _stored(state: State) -> dict[NormalizedName, Want]:
+    return {name: Want.from_key(text) for name, text in state.closure().items()}
 
 
 class _Resolution:
@@ -51,7 +93,7 @@ class _Resolution:
 
     def __init__(
         self,
-        syncer: Syncer,
+        syncer: Engine,
         base: FilterChain,
         roots: Mapping[NormalizedName, Want],
         previous: Mapping[NormalizedName, Want],
@@ -94,7 +136,6 @@ class _Resolution:
 
     def conclude(self) -> None:
         syncer = self.syncer
-        syncer.filters = self.base.with_closure(self.wants)
         for name, plan in sorted((syncer.dry_plans or {}).items()):
             syncer.report_dry_plan(name, plan)
         syncer.report.unresolved = sorted(self.unresolved)
@@ -107,37 +148,35 @@ class _Resolution:
 
 
 async def _sync_round(
-    syncer: Syncer,
+    syncer: Engine,
     chain: FilterChain,
     todo: Mapping[NormalizedName, Want],
     applied: Mapping[NormalizedName, Want],
     used: dict[NormalizedName, Want],
     number: int,
 ) -> None:
-    syncer.filters = chain
-    syncer.state.store_work(_work(syncer, todo, applied, used))
-    count = syncer.state.count_work(Action.SYNC)
-    syncer.report.planned += count
+    count = syncer.queue(chain, _work(syncer, chain, todo, applied, used))
     if number == 1:
         syncer.reporter.start(count, 0)
     else:
         syncer.reporter.info(f"dependency closure: round {number}, {count} projects to sync")
-    await syncer._sync_all()
+    await syncer.sync_queued()
     for name in todo:
         used[name] = applied[name]
 
 
 def _work(
-    syncer: Syncer,
+    syncer: Engine,
+    chain: FilterChain,
     todo: Mapping[NormalizedName, Want],
     applied: Mapping[NormalizedName, Want],
     used: Mapping[NormalizedName, Want],
 ) -> Iterator[IndexChange]:
-    stored = {NormalizedName(n): Want.from_key(t) for n, t in syncer.state.closure().items()}
+    stored = _stored(syncer.state)
     refilter = syncer.options.force_check or syncer.filters_changed()
     for name in sorted(todo):
         entry = syncer.state.upstream_entry(name)
-        if entry is None or not syncer.filters.keep_project(name):
+        if entry is None or not chain.keep_project(name):
             continue
         local = syncer.state.local_project(name)
         # The kept releases depend on the want: one other than when the project was last synced re-plans it.
@@ -150,7 +189,7 @@ def _work(
             yield IndexChange(Action.SYNC, name, entry.serial)
 
 
-async def _dry_metadata(syncer: Syncer, names: Iterable[NormalizedName]) -> dict[NormalizedName, list[bytes]]:
+async def _dry_metadata(syncer: Engine, names: Iterable[NormalizedName]) -> dict[NormalizedName, list[bytes]]:
     """For a dry run: the metadata the planned downloads would bring, fetched into memory (written nowhere)."""
     plans = syncer.dry_plans or {}
     found: dict[NormalizedName, list[bytes]] = {}
@@ -194,7 +233,7 @@ class _MemoryWriter:
         self._chunks.clear()
 
 
-def _kept_metadata(syncer: Syncer, name: NormalizedName, want: Want) -> tuple[list[bytes], bool]:
+def _kept_metadata(syncer: Engine, name: NormalizedName, want: Want) -> tuple[list[bytes], bool]:
     """The metadata documents of the project's files on disk in versions ``want`` allows.
 
     A wheel without a ``.metadata`` file (an upstream without PEP 658) is read for its own
@@ -211,19 +250,19 @@ def _kept_metadata(syncer: Syncer, name: NormalizedName, want: Want) -> tuple[li
         if not want.allows(version):
             continue
         meta = layout.metadata_path(path)
-        document = b"".join(syncer.storage.read(meta)) if meta in files else _wheel_metadata(syncer, path)
+        document = b"".join(syncer.storage.read(meta)) if meta in files else _wheel_metadata(syncer.storage, path)
         described[version] = described.get(version, False) or document is not None
         if document is not None:
             documents.append(document)
     return documents, not all(described.values())
 
 
-def _wheel_metadata(syncer: Syncer, path: str) -> bytes | None:
-    """``*.dist-info/METADATA`` of a wheel on disk (zip reads only the directory and that member)."""
+def _wheel_metadata(storage: Storage, path: str) -> bytes | None:
+    """``*.dist-info/METADATA`` of a mirrored wheel (zip reads only the directory and that member)."""
     if not path.endswith(".whl"):
         return None
     try:
-        with zipfile.ZipFile(syncer.config.web / path) as wheel:
+        with storage.open_seekable(path) as handle, zipfile.ZipFile(handle) as wheel:
             for member in wheel.namelist():
                 top, _, rest = member.partition("/")
                 if top.endswith(".dist-info") and rest == "METADATA":

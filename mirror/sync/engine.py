@@ -12,8 +12,8 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urljoin
@@ -51,10 +51,11 @@ from mirror.errors import (
     UpstreamUnreachable,
     unwrap,
 )
-from mirror.storage.fs import FileStorage, fatal
-from mirror.sync import closure as resolve
-from mirror.sync import diffs
+from mirror.storage.base import Storage
+from mirror.storage.fs import fatal
+from mirror.sync import closure, diffs
 from mirror.sync.journal import TempJournal
+from mirror.sync.run import Options, RunReport
 
 ROOT_CACHE = "root-index.body"
 TEMP_JOURNAL = "temp-dirs.journal"
@@ -65,55 +66,19 @@ _UNREACHABLE_STREAK = 25
 _NOT_AN_INDEX_STREAK = 10
 
 
-@dataclass
-class RunReport:
-    started: float
-    finished: float = 0.0
-    serial: int | None = None
-    planned: int = 0
-    synced: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    files_added: int = 0
-    files_deleted: int = 0
-    bytes_added: int = 0
-    requests: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
-    deferred: dict[str, str] = field(default_factory=dict)
-    # For --dry-run: what a real run would download and delete.
-    would_download: int = 0
-    would_download_bytes: int = 0
-    would_delete: int = 0
-    would_delete_bytes: int = 0
-    # Projects of the dependency closure whose kept releases offer no metadata to read dependencies from.
-    unresolved: list[str] = field(default_factory=list)
-
-    @property
-    def result(self) -> str:
-        return "partial" if self.failed or self.deferred else "ok"
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    projects: tuple[str, ...] = ()
-    """Restrict the run to these projects (names as typed; normalized here)."""
-    dry_run: bool = False
-    force_check: bool = False
-
-
 class Syncer:
     def __init__(
         self,
         config: Config,
         state: State,
-        storage: FileStorage,
+        storage: Storage,
         upstream: Upstream,
         filters: FilterChain,
         reporter: Reporter,
-        options: Options = Options(),
+        options: Options | None = None,
     ) -> None:
         self.config, self.state, self.storage, self.upstream = config, state, storage, upstream
-        self.filters, self.reporter, self.options = filters, reporter, options
+        self.filters, self.reporter, self.options = filters, reporter, options or Options()
         self.report = RunReport(started=time.time())
         self._changed = False
         self._connect_streak = 0
@@ -144,10 +109,7 @@ class Syncer:
         if root.not_modified and serial_mode and self._was_clean() and not self._forced() and not rechecks:
             self.reporter.info("upstream unchanged since the last complete run")
             return self._finish(root_serial=self.state.get_int("upstream_serial"))
-        resolving = False
-        if self.filters.dependency_roots() is not None:
-            # Syncs the closure round by round (unless the run names projects); self.filters then decides by it.
-            resolving = await resolve.sync_closure(self)
+        resolving = self.filters.dependency_roots() is not None and await self._resolve()
         changes = plan_index(self._upstream_entries(), self._local_entries())
         self._report_unlisted()
         self.state.store_work(c for c in changes if not resolving or c.action is Action.DELETE)
@@ -159,12 +121,33 @@ class Syncer:
             check_deletion_guard(guarded, self.state.totals().projects, self.config.max_delete_fraction)
         if not resolving:
             self.reporter.start(syncs, deletes)
-        await self._sync_all()
+        await self.sync_queued()
         if self.options.dry_run:
             self._report_dry_deletions()
             return self._finish(root_serial=None)
         self._delete_projects(deletes)
         return self._finish(root_serial=self.state.get_int("upstream_serial"))
+
+    async def _resolve(self) -> bool:
+        """Sync the dependency closure round by round; then ``self.filters`` decides by it.
+
+        False when the run names projects: it cannot see the whole closure, so it decides by the last one.
+        """
+        if self.options.projects:
+            self.filters = closure.last_closure(self.filters, self.state)
+            return False
+        if self.options.dry_run:
+            self.dry_plans = {}
+        self.filters = await closure.sync_closure(self)
+        return True
+
+    def queue(self, filters: FilterChain, work: Iterable[IndexChange]) -> int:
+        """Decide by ``filters`` from now on and queue ``work`` (a closure round); returns the projects queued."""
+        self.filters = filters
+        self.state.store_work(work)
+        count = self.state.count_work(Action.SYNC)
+        self.report.planned += count
+        return count
 
     def _forced(self) -> bool:
         return self.options.force_check or bool(self.options.projects)
@@ -309,7 +292,8 @@ class Syncer:
 
     # -- syncing projects -------------------------------------------------------------------------
 
-    async def _sync_all(self) -> None:
+    async def sync_queued(self) -> None:
+        """Sync every project queued in state, with ``config.workers`` workers."""
         send, receive = anyio.create_memory_object_stream[IndexChange](self.config.workers)
         async with anyio.create_task_group() as group:
             group.start_soon(self._produce, send)
@@ -619,7 +603,7 @@ class Syncer:
         return len(strays)
 
 
-def write_root(state: State, storage: FileStorage) -> None:
+def write_root(state: State, storage: Storage) -> None:
     """The root index: every published project not queued for deletion, at the last complete run's serial."""
     serial = state.get_int("serial")
     html, v1_html, v1_json = layout.root_paths()

@@ -16,9 +16,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from mirror._config import Config
 from mirror._progress import Reporter
@@ -26,7 +25,7 @@ from mirror.core import layout, parse, render, verify
 from mirror.core.models import ProjectPage
 from mirror.core.verify import Finding, OnDisk, Problem
 from mirror.errors import UpstreamError
-from mirror.storage.fs import FileStorage, fatal
+from mirror.storage.base import Storage
 from mirror.verify.store import VerifyState
 
 _PHASES = ("pages", "simple", "files", "root", "orphans", "repair")
@@ -60,10 +59,6 @@ class VerifyReport:
         """Problems that clients can hit (links to nothing, wrong bytes, stale pages)."""
         return sum(count for problem, count in self.counts.items() if problem.repairable)
 
-    @property
-    def orphans(self) -> int:
-        return sum(count for problem, count in self.counts.items() if problem.orphan)
-
 
 class Ticker:
     """A progress line every few seconds (plain lines suit cron, journald and a terminal alike)."""
@@ -84,7 +79,7 @@ class Ticker:
 
 class Verifier:
     def __init__(
-        self, config: Config, state: VerifyState, storage: FileStorage, reporter: Reporter, options: VerifyOptions
+        self, config: Config, state: VerifyState, storage: Storage, reporter: Reporter, options: VerifyOptions
     ) -> None:
         self.config, self.state, self.storage = config, state, storage
         self.reporter, self.options = reporter, options
@@ -167,20 +162,19 @@ class Verifier:
 
     def _simple(self, _after: str) -> None:
         # Unordered, so not resumable by cursor; it costs one directory listing per project.
-        top = self.storage.root / layout.SIMPLE
-        for entry in _scan(top):
+        for entry in self.storage.scan(layout.SIMPLE):
             rel = f"{layout.SIMPLE}/{entry.name}"
             if not _utf8(entry.name):
                 self._bad_name(rel)
                 continue
-            if not entry.is_dir(follow_symlinks=False):
+            if not entry.is_dir:
                 if layout.is_temp_name(entry.name):
                     self._note(Finding(Problem.TEMP, rel, None))
                 continue
             if not self.state.is_published(entry.name):
                 self._note(Finding(Problem.ORPHAN_PAGE, rel, None))
                 continue
-            for inner in _scan(top / entry.name):
+            for inner in self.storage.scan(rel):
                 if layout.is_temp_name(inner.name):
                     self._note(Finding(Problem.TEMP, f"{rel}/{inner.name}", None))
 
@@ -188,7 +182,7 @@ class Verifier:
 
     def _files(self, after: str) -> None:
         ticker = Ticker(self.reporter, "files")
-        disk = walk_sorted(str(self.storage.root), layout.PACKAGES, after, self._bad_name)
+        disk = walk_sorted(self.storage, layout.PACKAGES, after, self._bad_name)
         joined = verify.join(self.state.files_after(after), self.state.refs_after(after), disk)
         for row in joined:
             finding = verify.classify(row)
@@ -211,13 +205,10 @@ class Verifier:
         self._note(Finding(Problem.BAD_NAME, shown, None))
 
     def _sha256(self, path: str) -> str:
-        full = self.storage.root / path
-        try:
-            with open(full, "rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256")
-        except OSError as exc:
-            raise fatal(exc, full) from None
-        self.report.bytes_hashed += full.stat().st_size
+        digest = hashlib.sha256()
+        for chunk in self.storage.read(path):
+            digest.update(chunk)
+            self.report.bytes_hashed += len(chunk)
         return digest.hexdigest()
 
     # -- the root index -------------------------------------------------------------------------
@@ -311,26 +302,26 @@ class Verifier:
             self.state.advance("repair", after, commit=True)
 
 
-def walk_sorted(root: str, top: str, after: str, bad_name: Callable[[str], None]) -> Iterator[OnDisk]:
-    """Files under ``root/top`` as paths relative to ``root``, in sorted order, only those after ``after``.
+def walk_sorted(storage: Storage, top: str, after: str, bad_name: Callable[[str], None]) -> Iterator[OnDisk]:
+    """Files under ``top`` (a path under ``web/``), in sorted order, only those after ``after``.
 
     Memory: one directory listing per level of the current path, never the whole tree. Names
     that are not UTF-8 cannot be in state nor sort like it: they go to ``bad_name`` instead.
     """
-    entries = sorted(_scan(f"{root}/{top}"), key=lambda e: verify.walk_key(e.name, _is_dir(e)))
+    entries = sorted(storage.scan(top), key=lambda e: verify.walk_key(e.name, e.is_dir))
     for entry in entries:
         path = f"{top}/{entry.name}"
         if not _utf8(entry.name):
             if after < path:
                 bad_name(path)
             continue
-        if _is_dir(entry):
+        if entry.is_dir:
             prefix = path + "/"
             if prefix < after and not after.startswith(prefix):
                 continue  # every path below sorts before the cursor: done in an earlier run
-            yield from walk_sorted(root, path, after, bad_name)
+            yield from walk_sorted(storage, path, after, bad_name)
         elif path > after:
-            yield OnDisk(path, entry.stat(follow_symlinks=False).st_size)
+            yield OnDisk(path, entry.size)
 
 
 def _rerender_html(page: ProjectPage) -> bytes:
@@ -354,36 +345,39 @@ def _utf8(name: str) -> bool:
     return True
 
 
-def _is_dir(entry: os.DirEntry[str]) -> bool:
-    return entry.is_dir(follow_symlinks=False)
-
-
-def _scan(directory: str | os.PathLike[str]) -> Iterator[os.DirEntry[str]]:
-    try:
-        with os.scandir(directory) as entries:
-            yield from entries
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise fatal(exc, Path(directory)) from None  # only on the error path
-
-
-def _same_bytes(storage: FileStorage, a: str, b: str) -> bool:
+def _same_bytes(storage: Storage, a: str, b: str) -> bool:
     if storage.size(a) != storage.size(b):
         return False
-    # Regular files of equal size read in equal chunks, so they compare piece by piece.
-    return all(x == y for x, y in zip(storage.read(a), storage.read(b), strict=True))
+    return _same_stream(storage.read(a), storage.read(b))
+
+
+def _same_stream(a: Iterable[bytes], b: Iterable[bytes]) -> bool:
+    """Two streams of equal length hold the same bytes, compared piece by piece (chunks may differ)."""
+    left, right = iter(a), iter(b)
+    x = y = b""
+    while True:
+        if not x:
+            x = next(left, b"")
+        if not y:
+            y = next(right, b"")
+        if not x or not y:
+            return not x and not y
+        n = min(len(x), len(y))
+        if x[:n] != y[:n]:
+            return False
+        x, y = x[n:], y[n:]
 
 
 # -- the command --------------------------------------------------------------------------------
 
 
-def run(config: Config, state: VerifyState, reporter: Reporter, options: VerifyOptions) -> VerifyReport:
+def run(
+    config: Config, state: VerifyState, storage: Storage, reporter: Reporter, options: VerifyOptions
+) -> VerifyReport:
     """One verify pass (or the rest of an interrupted one): check, then prune and repair if asked.
 
     The findings stay in state until the caller ends the pass with :meth:`VerifyState.finish_pass`.
     """
-    storage = FileStorage(config.web, fsync=config.fsync, on_change=state.record_change)
     verifier = Verifier(config, state, storage, reporter, options)
     first = verifier.start()
     if first in ("pages", "simple", "files", "root"):
@@ -396,7 +390,7 @@ def run(config: Config, state: VerifyState, reporter: Reporter, options: VerifyO
     return verifier.report
 
 
-def _repair(config: Config, verifier: Verifier, storage: FileStorage, reporter: Reporter) -> None:
+def _repair(config: Config, verifier: Verifier, storage: Storage, reporter: Reporter) -> None:
     for names in verifier.repair_batches():
         config.require_upstream()
         reporter.info(f"verify: repairing {len(names)} projects through a sync")
@@ -408,7 +402,7 @@ def _repair(config: Config, verifier: Verifier, storage: FileStorage, reporter: 
 
 
 def _resync(
-    config: Config, state: VerifyState, storage: FileStorage, reporter: Reporter, names: list[str]
+    config: Config, state: VerifyState, storage: Storage, reporter: Reporter, names: list[str]
 ) -> dict[str, str]:
     """Sync exactly ``names`` through the normal, verifying download path; returns what failed."""
     import anyio

@@ -31,6 +31,7 @@ CREATE INDEX IF NOT EXISTS verify_findings_project ON verify_findings (project);
 _PAGE = 1000
 T = TypeVar("T")
 _REPAIR_KINDS = tuple(p.name for p in Problem if p.repairable)
+_ORPHAN_KINDS = tuple(p.name for p in Problem if p.orphan)
 
 
 class VerifyState(State):
@@ -143,15 +144,15 @@ class VerifyState(State):
 
     def orphans_after(self, after: str) -> Iterator[Finding]:
         """Orphan findings by path, except files of projects that are to be repaired (their new page may link them)."""
-        marks = ",".join("?" * len(_REPAIR_KINDS))
+        orphans, marks = ",".join("?" * len(_ORPHAN_KINDS)), ",".join("?" * len(_REPAIR_KINDS))
         query = (
             "SELECT path, problem, project, detail FROM verify_findings o "  # noqa: S608
-            "WHERE problem IN ('UNTRACKED', 'UNREFERENCED', 'ORPHAN_PAGE', 'TEMP') AND path > ? "
+            f"WHERE problem IN ({orphans}) AND path > ? "
             "AND (project IS NULL OR problem = 'ORPHAN_PAGE' OR NOT EXISTS (SELECT 1 FROM verify_findings r "
             f"WHERE r.project = o.project AND r.problem IN ({marks}))) ORDER BY path LIMIT ?"
         )
         while True:
-            rows = self._db.execute(query, (after, *_REPAIR_KINDS, _PAGE)).fetchall()
+            rows = self._db.execute(query, (*_ORPHAN_KINDS, after, *_REPAIR_KINDS, _PAGE)).fetchall()
             for path, name, project, detail in rows:
                 yield Finding(Problem[name], path, project, detail)
             if len(rows) < _PAGE:
@@ -181,6 +182,3 @@ class VerifyState(State):
             "UPDATE projects SET serial = NULL, etag = NULL, last_modified = NULL WHERE name = ?", (project,)
         )
         self._wrote()
-
-    def forget_file(self, path: str) -> None:
-        self.remove_files([path])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from packaging.utils import canonicalize_name
 
 from mirror.core.closure import Want
-from mirror.core.filters import FilterChain, Release, file_version, group_releases
+from mirror.core.filters import Decision, FilterChain, Release, file_version
 from mirror.testing import build, dist, page
 from mirror_plugins import projects, releases
 
@@ -49,7 +49,15 @@ def test_filter_page_until_reports_the_earliest_expiry() -> None:
 def test_releases_group_files_by_the_version_in_their_names() -> None:
     files = [dist("p-1.0-py3-none-any.whl", size=5, upload_time="2024-02-01T00:00:00Z"), dist("p-1.0.tar.gz", size=7)]
     files.append(dist("p-setup.exe"))
-    grouped = group_releases(files)
+    seen: list[Release] = []
+
+    class Recorder:
+        def filter_releases(self, project: str, found: list[Release]) -> dict[str, Decision]:
+            seen.extend(found)
+            return {}
+
+    FilterChain((Recorder(),)).explain(page("p", *files))
+    grouped = seen
     assert [(r.version, len(r.files)) for r in grouped] == [("1.0", 2), ("", 1)]
     assert grouped[0].size == 12 and grouped[0].upload_time == "2024-02-01T00:00:00Z"
     assert Release("", ()).parsed is None and file_version("P-1.0.post1.tar.gz") == "1.0.post1"

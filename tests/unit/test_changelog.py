@@ -9,24 +9,27 @@ import pytest
 from mirror._state import Change, State
 from mirror.airgap.bundle import PartWriter, parse_size
 from mirror.errors import ConfigError
-from mirror.storage.fs import FileStorage
+from mirror.storage import FileStorage, MemoryStorage, Storage
 from mirror.sync.diffs import prune
 
 
-def test_the_log_keeps_the_last_change_per_path_and_tells_added_from_changed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["file", "memory"])
+def test_the_log_keeps_the_last_change_per_path_and_tells_added_from_changed(tmp_path: Path, backend: str) -> None:
     state = State(tmp_path / "s.sqlite3")
-    web = FileStorage(tmp_path / "web", on_change=state.record_change)
+    web: Storage = (
+        FileStorage(tmp_path / "web", on_change=state.record_change)
+        if backend == "file"
+        else MemoryStorage(on_change=state.record_change)
+    )
     web.write_atomic("simple/a/index.html", [b"1"])
     web.write_atomic("packages/x/gone.whl", [b"x"])
-    writer = web.open_writer("packages/x/kept.whl")
-    writer.write(b"k")
-    writer.commit()
+    web.write_atomic("packages/x/kept.whl", [b"k"])
     mark = state.change_seq()
     web.write_atomic("simple/a/index.html", [b"2"])  # changed
     web.delete("packages/x/gone.whl")  # deleted
     web.write_atomic("packages/y/new.whl", [b"n"])  # added
     web.delete("packages/z/never.whl")  # deleting what is not there is still recorded (a crash may hide it)
-    aborted = web.open_writer("packages/y/aborted.whl")
+    aborted = web.open_async_writer("packages/y/aborted.whl")
     aborted.abort()  # never published: not a change
     assert list(state.iter_changes(mark)) == [
         Change("packages/x/gone.whl", deleted=True, added=False),
