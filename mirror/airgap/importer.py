@@ -72,9 +72,9 @@ def import_bundles(config: Config, state: State, paths: list[Path]) -> ImportRep
     for bundle, stage in zip(chain, stages, strict=True):
         _Applier(config, state, bundle, stage).run()
         report.applied.append(bundle.header)
-    if chain:
-        diffs.write_run_diff(config, state)
-        state.commit()
+    # Also when nothing was left to apply: an import killed after recording its bundle still owes its diff.
+    diffs.write_run_diff(config, state)
+    state.commit()
     return report
 
 
