@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -108,6 +109,7 @@ def write_textfile(path: Path, text: str) -> None:
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_dead_temps(path)
         temp.write_text(text, encoding="utf-8")
         temp.chmod(0o644)
         temp.replace(path)
@@ -115,6 +117,26 @@ def write_textfile(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             temp.unlink()
         raise EnvironmentFault(f"cannot write metrics file {path}: {exc.strerror or exc}") from None
+
+
+def _remove_dead_temps(path: Path) -> None:
+    """Temporary files of writers that were killed before their rename (their process is gone)."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.tmp$")
+    with os.scandir(path.parent) as entries:
+        dead = [e.path for e in entries if (m := pattern.match(e.name)) is not None and not _alive(int(m.group(1)))]
+    for temp in dead:
+        with contextlib.suppress(FileNotFoundError):
+            Path(temp).unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, owned by someone else
+    return True
 
 
 def record(state: State, path: Path, facts: RunFacts) -> None:

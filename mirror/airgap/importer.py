@@ -73,9 +73,9 @@ def import_bundles(config: Config, state: State, storage: Storage, paths: list[P
     for bundle, stage in zip(chain, stages, strict=True):
         _Applier(state, storage, bundle, stage).run()
         report.applied.append(bundle.header)
-    if chain:
-        diffs.write_run_diff(config, state)
-        state.commit()
+    # Also when nothing was left to apply: an import killed after recording its bundle still owes its diff.
+    diffs.write_run_diff(config, state)
+    state.commit()
     return report
 
 

@@ -23,6 +23,7 @@ _NAME = re.compile(r"^\d{8}T\d{6}Z_serial-\d+-\d+_\d+\.(diff|files)$")
 
 def write_run_diff(config: Config, state: State, now: float | None = None) -> list[Path]:
     """Write the diff of every change since the last diff file (none if nothing changed)."""
+    _remove_temps(config.diffs)
     after, upto = state.get_int("diff_seq") or 0, state.change_seq()
     if upto <= after or config.diff_keep == 0:
         state.set_meta("diff_seq", upto)
@@ -66,6 +67,18 @@ def _write(path: Path, lines: Iterator[str]) -> Path:
             temp.unlink()
         raise EnvironmentFault(f"cannot write diff file {path}: {exc.strerror or exc}") from None
     return path
+
+
+def _remove_temps(directory: Path) -> None:
+    """A run killed while writing a diff file left its temporary file: only runs holding the lock write here."""
+    try:
+        with os.scandir(directory) as entries:
+            temps = [e.path for e in entries if e.name.startswith(".") and e.name.endswith(".mirror-tmp")]
+    except FileNotFoundError:
+        return
+    for temp in temps:
+        with contextlib.suppress(FileNotFoundError):
+            Path(temp).unlink()
 
 
 def prune(directory: Path, keep: int) -> None:

@@ -53,7 +53,7 @@ from mirror.errors import (
 )
 from mirror.storage.base import Storage
 from mirror.storage.fs import fatal
-from mirror.sync import closure, diffs
+from mirror.sync import closure, diffs, recovery
 from mirror.sync.journal import TempJournal
 from mirror.sync.run import Options, RunReport
 
@@ -574,33 +574,16 @@ class Syncer:
             self.reporter.info(f"would delete {change.name}: -{len(files)} files ({size} bytes)")
 
     def _clean_journal(self) -> None:
-        """Undo what an interrupted run left half-done in the directories it was working in."""
-        dirs = self._journal.dirs()
-        removed = sum(self.storage.remove_temps(d) for d in dirs)
-        if removed:
-            self.reporter.info(f"removed {removed} temporary files left by an interrupted run")
-        strays = sum(self._remove_strays(d) for d in dirs)
-        if strays:
-            self.reporter.info(f"removed {strays} files an interrupted run published but never recorded")
+        """Undo what an interrupted run left half-done, in the order that keeps every page's links whole."""
+        done = recovery.recover(self._journal.dirs(), self.storage, self.state)
+        if done.temps:
+            self.reporter.info(f"removed {done.temps} temporary files left by an interrupted run")
+        if done.adopted:
+            self.reporter.info(f"recorded {done.adopted} files an interrupted run published but never recorded")
+        if done.strays:
+            self.reporter.info(f"removed {done.strays} files an interrupted run published but no page links")
         self.state.commit()
         self._journal.clear()
-
-    def _remove_strays(self, directory: str) -> int:
-        """Files the state does not know: renamed into place by a run killed before its commit.
-
-        Left alone they would outlive their project (its deletion finds files through state).
-        They are at most one commit batch; a project still upstream fetches them again.
-        """
-        head, _, rest = directory.partition("/")
-        if head == layout.PACKAGES:
-            strays = [p for p in self.storage.files_in(directory) if self.state.file_owner(p) is None]
-        elif head == layout.SIMPLE and rest and self.state.project(rest) is None:
-            strays = self.storage.files_in(directory)
-        else:
-            return 0
-        for path in strays:
-            self.storage.delete(path)
-        return len(strays)
 
 
 def write_root(state: State, storage: Storage) -> None:

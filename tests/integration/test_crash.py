@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import random
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+from mirror._config import load as load_config
+from mirror._state import STATE_DB, State
 from mirror.errors import EXIT_OK
+from mirror.storage.fs import FileStorage
+from mirror.sync import recovery
+from mirror.sync.engine import TEMP_JOURNAL
+from mirror.sync.journal import TempJournal
 from tests.conftest import Mirror, check_tree, snapshot
 from tests.fakepypi import FakePyPI
 
@@ -97,3 +104,46 @@ def test_files_published_but_never_recorded_leave_with_their_project(tmp_path: P
         assert snapshot(mirror.web) == reference
         assert not (mirror.web / "packages" / "ab").exists()
         assert not journal.exists()
+
+
+def test_recovery_never_removes_a_file_a_published_page_links(tmp_path: Path) -> None:
+    """What a run killed after publishing a page, before committing its files, leaves must stay served.
+
+    The tree is the one a completed run made, the state the one before it (its commit never
+    happened), and the journal names the directories the run worked in. Right after recovery, before
+    anything is republished, every page's links resolve; the rerun then converges.
+    """
+    with FakePyPI() as up:
+        populate(up, 2, "1.0")
+        before = Mirror(tmp_path / "before", tmp_path / "before" / "mirror.toml")
+        before.root.mkdir()
+        before.write_config(up.simple_url)
+        assert before.run("sync") == EXIT_OK
+        old_tree = snapshot(before.web)
+        up.add_release("pkg00", "2.0", payload_size=5000)
+        up.add_release("newproj", "1.0")
+        after = tmp_path / "after"
+        shutil.copytree(before.root, after)
+        assert before.run("sync") == EXIT_OK
+        new_tree = snapshot(before.web)
+        # The killed run's leftovers: its whole tree, the state from before it, and its journal.
+        shutil.rmtree(after / "m" / "web")
+        shutil.copytree(before.web, after / "m" / "web")
+        written = sorted(p for p in new_tree if old_tree.get(p) != new_tree[p])
+        assert "simple/pkg00/index.v1_json" in written
+        dirs = sorted({p.rpartition("/")[0] for p in written})
+        (after / "m" / "state" / TEMP_JOURNAL).write_text("".join(f"{d}\n" for d in dirs))
+        config = load_config(after / "mirror.toml")
+        state = State(config.state_dir / STATE_DB)
+        try:
+            done = recovery.recover(TempJournal(config.state_dir / TEMP_JOURNAL).dirs(), FileStorage(config.web), state)
+            state.commit()
+        finally:
+            state.close()
+        assert done.adopted >= 2
+        check_tree(after / "m" / "web")  # the moment the bug showed: pages linking files recovery removed
+        assert snapshot(after / "m" / "web") == new_tree
+        resumed = Mirror(after, after / "mirror.toml")
+        assert resumed.run("sync") == EXIT_OK
+        assert snapshot(resumed.web) == new_tree
+        assert resumed.run("verify") == EXIT_OK
