@@ -14,7 +14,6 @@ import hashlib
 import os
 import shutil
 import stat
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,15 +169,15 @@ def _extract(bundle: _Bundle, stage: Path, fsync: bool) -> None:
     reader = PartReader(bundle.directory, header)
     where = f"bundle {header.id}"
     try:
-        source = Gunzip(reader) if header.compression == "gzip" else reader
+        source = Gunzip(reader, where) if header.compression == "gzip" else reader
         tar = TarStream(source, where)
         for entry in _entries(stage):
             if isinstance(entry, FileEntry):
                 _extract_one(where, tar, entry, stage / _TREE, fsync)
         if tar.next() is not None:
             raise BundleRefused(f"{where} holds files its manifest does not list")
-    except (EOFError, zlib.error, OSError) as exc:
-        raise BundleRefused(f"{where}: damaged stream ({exc})") from None
+    except OSError as exc:  # reading a part failed after it was checked: a bad medium
+        raise BundleRefused(f"{where}: cannot read its parts ({exc.strerror or exc})") from None
     finally:
         reader.close()
 

@@ -169,10 +169,10 @@ def _text(raw: bytes, where: str) -> str:
 
 
 class Gunzip:
-    """A gzip stream decompressed as it is read, never more than ``size`` bytes at a time (a bomb stays a trickle)."""
+    """A gzip stream decompressed as it is read, at most ``size`` bytes at a time (a bomb stays a trickle)."""
 
-    def __init__(self, source: Readable) -> None:
-        self._source = source
+    def __init__(self, source: Readable, where: str) -> None:
+        self._source, self._where = source, where
         self._inflate = zlib.decompressobj(wbits=31)
 
     def read(self, size: int = -1, /) -> bytes:
@@ -180,7 +180,11 @@ class Gunzip:
         while not self._inflate.eof:
             data = self._inflate.unconsumed_tail or self._source.read(1 << 16)
             if not data:
-                raise EOFError("the compressed stream ends early")
-            if out := self._inflate.decompress(data, limit):
+                raise BundleRefused(f"{self._where}: the compressed stream ends early (truncated)")
+            try:
+                out = self._inflate.decompress(data, limit)
+            except zlib.error as exc:
+                raise BundleRefused(f"{self._where}: damaged compressed stream ({exc})") from None
+            if out:
                 return out
         return b""
