@@ -30,6 +30,16 @@ def tar_of(files: Iterable[tuple[str, bytes]], fmt: int = tarfile.PAX_FORMAT) ->
     return out.getvalue()
 
 
+def raw_members(files: Iterable[tuple[str, bytes]]) -> bytes:
+    """Header and data blocks of ``web/<path>`` members, without the end-of-archive blocks (to append to)."""
+    out = bytearray()
+    for path, data in files:
+        info = tarfile.TarInfo(f"web/{path}")
+        info.size, info.mode = len(data), 0o644
+        out += info.tobuf(format=tarfile.PAX_FORMAT) + data + bytes(-len(data) % BLOCK)
+    return bytes(out)
+
+
 def member(name: str, kind: bytes, *, size: int = 0, linkname: str = "") -> bytes:
     """One raw tar header block of any type (a symlink, a device, a pax header, ...)."""
     info = tarfile.TarInfo(name)
