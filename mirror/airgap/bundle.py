@@ -6,6 +6,9 @@ sha256) and then one line per entry, in the order the files appear in the tar st
 ``{"project": name, "serial": n}`` for a project whose pages are in the bundle, ``{"forget": name}``
 for a removed project. The parts ``<name>.part-0001.tar`` … are the tar stream cut at
 ``--split-size`` bytes: ``cat <name>.part-* | tar -x`` unpacks a bundle by hand.
+
+Lines are parsed by :mod:`mirror.airgap.manifest`; this module reads them (bounded) from files that
+must be regular files, and reads parts, which must also be regular files and never symlinks.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 """``mirror import``: verify bundles completely in a staging area, then apply them in the safe order.
 
 Nothing becomes visible until every part and every file of every bundle given has been checked
-against its manifest. Applying is renames from ``state/import/<bundle>/`` into ``web/``:
-distribution files, then project pages, then the root index, then deleted pages, then deleted
-files. A bundle is recorded as imported only at the end, so an interrupted import is resumed by
-running it again (the verified staging area is reused).
+against its manifest, and the manifest itself line by line (:mod:`mirror.airgap.manifest`).
+Staging is ``state/import/<id>/``: the checked copy of the manifest, and the files at their paths
+under ``web/``, so a path listed twice or both a file and a directory fails there; then every path
+is checked against the tree, so applying cannot stop halfway on the bundle's account. Applying is
+renames into ``web/``: distribution files, then project pages, then the root index, then deleted
+pages, then deleted files. A bundle is recorded as imported only at the end, so an interrupted
+import is resumed by running it again (the verified staging area is reused).
 """
 
 from __future__ import annotations

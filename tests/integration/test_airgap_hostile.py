@@ -14,6 +14,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ import pytest
 
 from mirror.errors import EXIT_CONFIG, EXIT_OK
 from tests.bundles import BLOCK, file_entry, member, pax_bomb, raw_members, tar_of, write_bundle
-from tests.conftest import snapshot
+from tests.conftest import ROOT, snapshot
 from tests.fakepypi import FakePyPI
 from tests.integration.test_airgap import Offline, connected, export, header
 from tests.integration.test_airgap_split import measured
@@ -475,3 +477,33 @@ def test_a_later_bundle_that_clashes_with_an_earlier_one_refuses_the_whole_set(
     assert f"cannot apply {one}: it is a directory" in site.refused(capsys, first, second)
     assert site.offline.import_(first) == EXIT_OK  # alone, the first is fine
     assert (site.offline.web / GOOD).is_file()
+
+
+# -- resuming ----------------------------------------------------------------------------------------
+
+KILL_AT_FIRST_RENAME = [
+    "-e",
+    "trace=rename,renameat,renameat2",
+    "-e",
+    "inject=rename,renameat,renameat2:signal=KILL:when=1",
+]
+
+
+def test_a_resumed_import_applies_the_checked_copy_of_the_manifest_not_the_medium(site: Site) -> None:
+    """Killed at its first publication (a rename), then rerun after the medium changed: what was checked is applied."""
+    strace = shutil.which("strace")
+    if strace is None:
+        if os.environ.get("CI"):
+            pytest.fail("strace is required in CI (tests/run installs it)")
+        pytest.skip("strace is not installed")
+    offline = site.offline
+    command = [strace, "-f", "-qq", "-o", os.devnull, *KILL_AT_FIRST_RENAME, sys.executable, "-m", "mirror"]
+    command += ["--config", str(offline.config), "import", str(site.manifest)]
+    before = offline.tree()
+    assert subprocess.run(command, cwd=ROOT, capture_output=True, timeout=120).returncode != 0
+    stage = offline.root / "m" / "state" / "import" / str(header(site.manifest)["id"])
+    assert (stage / "VERIFIED").is_file() and offline.tree() == before
+    site.edit(lines=lambda rest: rest.append(json.dumps({"delete": "simple/index.html"})))
+    assert offline.import_(site.manifest) == EXIT_OK
+    assert offline.tree() == site.expected
+    assert not stage.exists()
