@@ -62,6 +62,7 @@ class _Bundle:
 
 def import_bundles(config: Config, state: State, paths: list[Path]) -> ImportReport:
     report = ImportReport()
+    _drop_applied_stages(config.state_dir / STAGING, state)
     found: dict[str, _Bundle] = {}
     for manifest in find_manifests(paths):
         header = read_header(manifest)
@@ -82,6 +83,17 @@ def import_bundles(config: Config, state: State, paths: list[Path]) -> ImportRep
         diffs.write_run_diff(config, state)
         state.commit()
     return report
+
+
+def _drop_applied_stages(staging: Path, state: State) -> None:
+    """Remove the staging left by a bundle that was recorded as imported just before a kill."""
+    try:
+        entries = list(os.scandir(staging))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False) and state.imported(entry.name):
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _plan(state: State, bundles: list[_Bundle], report: ImportReport) -> list[_Bundle]:
@@ -123,7 +135,7 @@ def _stage(config: Config, bundle: _Bundle, earlier: list[Path]) -> Path:
         _copy_manifest(bundle, stage / _MANIFEST)
         check_parts(bundle.directory, header)
         _extract(bundle, stage, config.fsync)
-        _check_targets(stage, [config.web, *(s / _TREE for s in earlier)])
+        _check_targets(header.id, stage, [config.web, *(s / _TREE for s in earlier)])
         (stage / _VERIFIED).write_text(header.to_json())
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -214,14 +226,14 @@ def _extract_one(where: str, tar: TarStream, entry: FileEntry, tree: Path, fsync
         raise BundleRefused(f"{where}: {path} does not match its sha256 (altered)")
 
 
-def _check_targets(stage: Path, trees: list[Path]) -> None:
+def _check_targets(bundle_id: str, stage: Path, trees: list[Path]) -> None:
     """Refuse, before anything is applied, a bundle that applying could not finish.
 
     Every path it publishes or deletes must be a regular file or nothing, under directories (never
     a file or a symlink), in ``web/`` and in the trees of the bundles applied before it; a deletion
     must not hit a directory this bundle itself creates either.
     """
-    checker = _Clearance()
+    checker = _Clearance(f"bundle {bundle_id}")
     own = stage / _TREE
     for entry in _entries(stage):
         if isinstance(entry, FileEntry):
@@ -235,7 +247,8 @@ class _Clearance:
 
     _REMEMBER = 4096
 
-    def __init__(self) -> None:
+    def __init__(self, where: str) -> None:
+        self._where = where
         self._good: set[Path] = set()
 
     def check(self, path: str, trees: list[Path]) -> None:
@@ -249,13 +262,14 @@ class _Clearance:
                 if mode is None:
                     break  # created when the bundle is applied
                 if not stat.S_ISDIR(mode):
-                    raise BundleRefused(f"cannot apply {path}: {'/'.join(segments[:depth])} is not a directory")
+                    parent = "/".join(segments[:depth])
+                    raise BundleRefused(f"{self._where}: cannot apply {path}: {parent} is not a directory")
                 if len(self._good) >= self._REMEMBER:
                     self._good.clear()
                 self._good.add(directory)
             mode = _lstat_mode(tree / path)
             if mode is not None and not stat.S_ISREG(mode):
-                raise BundleRefused(f"cannot apply {path}: it is a directory or another non-file")
+                raise BundleRefused(f"{self._where}: cannot apply {path}: it is a directory or another non-file")
 
 
 def _lstat_mode(path: Path) -> int | None:

@@ -481,29 +481,40 @@ def test_a_later_bundle_that_clashes_with_an_earlier_one_refuses_the_whole_set(
 
 # -- resuming ----------------------------------------------------------------------------------------
 
-KILL_AT_FIRST_RENAME = [
-    "-e",
-    "trace=rename,renameat,renameat2",
-    "-e",
-    "inject=rename,renameat,renameat2:signal=KILL:when=1",
-]
+RENAMES = "rename,renameat,renameat2"
 
 
-def test_a_resumed_import_applies_the_checked_copy_of_the_manifest_not_the_medium(site: Site) -> None:
-    """Killed at its first publication (a rename), then rerun after the medium changed: what was checked is applied."""
+def killed_import(site: Site, syscalls: str) -> None:
+    """Run the import of the genuine bundle in a child that strace kills at its first call of ``syscalls``."""
     strace = shutil.which("strace")
     if strace is None:
         if os.environ.get("CI"):
             pytest.fail("strace is required in CI (tests/run installs it)")
         pytest.skip("strace is not installed")
-    offline = site.offline
-    command = [strace, "-f", "-qq", "-o", os.devnull, *KILL_AT_FIRST_RENAME, sys.executable, "-m", "mirror"]
-    command += ["--config", str(offline.config), "import", str(site.manifest)]
-    before = offline.tree()
+    command = [strace, "-f", "-qq", "-o", os.devnull, "-e", f"trace={syscalls}"]
+    command += ["-e", f"inject={syscalls}:signal=KILL:when=1", sys.executable, "-m", "mirror"]
+    command += ["--config", str(site.offline.config), "import", str(site.manifest)]
     assert subprocess.run(command, cwd=ROOT, capture_output=True, timeout=120).returncode != 0
+
+
+def test_a_resumed_import_applies_the_checked_copy_of_the_manifest_not_the_medium(site: Site) -> None:
+    """Killed at its first publication (a rename), then rerun after the medium changed: what was checked is applied."""
+    offline = site.offline
+    before = offline.tree()
+    killed_import(site, RENAMES)
     stage = offline.root / "m" / "state" / "import" / str(header(site.manifest)["id"])
     assert (stage / "VERIFIED").is_file() and offline.tree() == before
     site.edit(lines=lambda rest: rest.append(json.dumps({"delete": "simple/index.html"})))
     assert offline.import_(site.manifest) == EXIT_OK
     assert offline.tree() == site.expected
+    assert not stage.exists()
+
+
+def test_a_kill_after_the_bundle_is_recorded_leaves_no_staging_behind(site: Site) -> None:
+    """Killed as the staging area is removed (its first unlinkat), after the bundle was recorded: a rerun cleans up."""
+    offline = site.offline
+    killed_import(site, "unlinkat")
+    stage = offline.root / "m" / "state" / "import" / str(header(site.manifest)["id"])
+    assert stage.exists() and offline.tree() == site.expected
+    assert offline.import_(site.manifest) == EXIT_OK  # skipped: already imported
     assert not stage.exists()
