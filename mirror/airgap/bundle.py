@@ -6,27 +6,30 @@ sha256) and then one line per entry, in the order the files appear in the tar st
 ``{"project": name, "serial": n}`` for a project whose pages are in the bundle, ``{"forget": name}``
 for a removed project. The parts ``<name>.part-0001.tar`` … are the tar stream cut at
 ``--split-size`` bytes: ``cat <name>.part-* | tar -x`` unpacks a bundle by hand.
+
+Lines are parsed by :mod:`mirror.airgap.manifest`; this module reads them (bounded) from files that
+must be regular files, and reads parts, which must also be regular files and never symlinks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
-import json
+import os
 import re
+import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
+from mirror.airgap.manifest import MAX_LINE, Entry, Header, Part, parse_entry, parse_header
 from mirror.errors import BundleRefused, ConfigError, EnvironmentFault
 
-FORMAT = "mirror-bundle/1"
 MANIFEST_SUFFIX = ".manifest.jsonl"
 _PART = re.compile(r"^(?P<name>.+)\.part-\d{4}\.tar(\.gz)?$")
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 MIN_SPLIT = 1 << 16
-_MAX_LINE = 1 << 20
 
 
 def parse_size(text: str) -> int:
@@ -38,55 +41,6 @@ def parse_size(text: str) -> int:
     if size < MIN_SPLIT:
         raise ConfigError(f"--split-size: {text!r} is below the smallest part size ({MIN_SPLIT // 1024}K)")
     return size
-
-
-@dataclass(frozen=True, slots=True)
-class Part:
-    name: str
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True, slots=True)
-class Header:
-    id: str
-    """Also the bundle's file name stem: ``mirror-<UTC time>-<random>``."""
-    origin: str
-    """The id of the mirror that exported it; a tree imports from one origin only."""
-    previous: str | None
-    full: bool
-    seq: int
-    """How far along the origin's change log the bundle brings a tree."""
-    from_serial: int | None
-    to_serial: int | None
-    created: str
-    compression: str
-    parts: tuple[Part, ...]
-    files: int
-    bytes: int
-    deletions: int
-
-    def to_json(self) -> str:
-        data: dict[str, Any] = {"format": FORMAT}
-        for key in self.__slots__:
-            value = getattr(self, key)
-            data[key] = [vars_of(p) for p in value] if key == "parts" else value
-        return json.dumps(data, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, line: str, where: Path) -> Header:
-        try:
-            data = json.loads(line)
-            if data.pop("format") != FORMAT:
-                raise BundleRefused(f"{where}: not a {FORMAT} manifest")
-            data["parts"] = tuple(Part(**p) for p in data["parts"])
-            return cls(**data)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise BundleRefused(f"{where}: unreadable bundle manifest ({exc})") from None
-
-
-def vars_of(part: Part) -> dict[str, Any]:
-    return {"name": part.name, "size": part.size, "sha256": part.sha256}
 
 
 def manifest_for(path: Path) -> Path:
@@ -117,25 +71,51 @@ def find_manifests(paths: list[Path]) -> list[Path]:
 
 
 def read_header(manifest: Path) -> Header:
+    with open_regular(manifest) as handle:
+        line = _line(handle, manifest, 1)
+    if line is None:
+        raise BundleRefused(f"{manifest}: empty, not a bundle manifest")
+    return parse_header(line, str(manifest))
+
+
+def read_entries(manifest: Path) -> Iterator[Entry]:
+    """The manifest's entry lines, parsed and checked one by one (a full bundle of PyPI lists millions)."""
+    with open_regular(manifest) as handle:
+        _line(handle, manifest, 1)  # the header
+        number = 2
+        while (line := _line(handle, manifest, number)) is not None:
+            yield parse_entry(line, f"{manifest}: line {number}")
+            number += 1
+
+
+def _line(handle: IO[bytes], manifest: Path, number: int) -> bytes | None:
+    """The next line without its newline, None at the end; a line longer than MAX_LINE is refused unread."""
     try:
-        with open(manifest, encoding="utf-8") as handle:
-            return Header.from_json(handle.readline(_MAX_LINE), manifest)
+        line = handle.readline(MAX_LINE + 1)
     except OSError as exc:
         raise BundleRefused(f"{manifest}: cannot read ({exc.strerror})") from None
+    if not line:
+        return None
+    if len(line) > MAX_LINE:
+        raise BundleRefused(f"{manifest}: line {number} is longer than {MAX_LINE} bytes")
+    return line[:-1] if line.endswith(b"\n") else line
 
 
-def read_entries(manifest: Path) -> Iterator[dict[str, Any]]:
-    """The manifest's entry lines, streamed (a full bundle of PyPI lists millions)."""
-    with open(manifest, encoding="utf-8") as handle:
-        handle.readline(_MAX_LINE)
-        for number, line in enumerate(handle, start=2):
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                raise BundleRefused(f"{manifest}: line {number} is not JSON") from None
-            if not isinstance(entry, dict):
-                raise BundleRefused(f"{manifest}: line {number} is not an entry")
-            yield entry
+def open_regular(path: Path, *, follow: bool = True) -> IO[bytes]:
+    """Open ``path`` to read if it is a regular file: never a FIFO, device, directory (or symlink unless ``follow``)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise BundleRefused(f"{path}: no such file") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BundleRefused(f"{path}: is a symbolic link, not a regular file") from None
+        raise BundleRefused(f"{path}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BundleRefused(f"{path}: not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 class PartWriter:
@@ -199,19 +179,23 @@ class PartWriter:
 
 
 class PartReader:
-    """Reads a bundle's parts as one stream, after checking each part's size and sha256."""
+    """Reads a bundle's parts as one stream, each only up to the size its manifest gives."""
 
     def __init__(self, directory: Path, header: Header) -> None:
-        self._paths = [directory / p.name for p in header.parts]
+        self._parts = [(directory / p.name, p.size) for p in header.parts]
+        self._id = header.id
         self._index = 0
         self._handle: IO[bytes] | None = None
+        self._left = 0
 
     def read(self, size: int = -1) -> bytes:
-        while self._index < len(self._paths):
+        while self._index < len(self._parts):
             if self._handle is None:
-                self._handle = open(self._paths[self._index], "rb")  # noqa: SIM115 - closed at its end
-            data = self._handle.read(size if size >= 0 else -1)
+                path, self._left = self._parts[self._index]
+                self._handle = open_part(path, self._id)
+            data = self._handle.read(min(self._left, size if size >= 0 else self._left))
             if data:
+                self._left -= len(data)
                 return data
             self._handle.close()
             self._handle = None
@@ -224,18 +208,21 @@ class PartReader:
             self._handle = None
 
 
+def open_part(path: Path, bundle_id: str) -> IO[bytes]:
+    """A part is a regular file in the manifest's directory: not a symlink, FIFO or device."""
+    if not path.exists() and not path.is_symlink():
+        raise BundleRefused(f"bundle {bundle_id} is missing its part {path.name}")
+    return open_regular(path, follow=False)
+
+
 def check_parts(directory: Path, header: Header) -> None:
     """Refuse a bundle with a missing, truncated or altered part, before reading any of it."""
     for part in header.parts:
-        path = directory / part.name
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise BundleRefused(f"bundle {header.id} is missing its part {part.name}") from None
-        if size != part.size:
-            raise BundleRefused(f"bundle {header.id}: part {part.name} is {size} bytes, expected {part.size}")
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
+        with open_part(directory / part.name, header.id) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size != part.size:
+                raise BundleRefused(f"bundle {header.id}: part {part.name} is {size} bytes, expected {part.size}")
+            digest = hashlib.sha256()
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
         if digest.hexdigest() != part.sha256:

@@ -19,7 +19,8 @@ from typing import IO, Any
 
 from mirror._config import Config
 from mirror._state import State
-from mirror.airgap.bundle import MANIFEST_SUFFIX, Header, PartWriter
+from mirror.airgap.bundle import MANIFEST_SUFFIX, PartWriter
+from mirror.airgap.manifest import Header
 from mirror.core import layout
 from mirror.errors import ConfigError, EnvironmentFault
 from mirror.storage.base import Storage, walk_files

@@ -28,7 +28,9 @@ _MAX_SEGMENT = 255
 # The metadata or provenance sibling and the temp name must still fit in one directory entry.
 _MAX_FILENAME = _MAX_SEGMENT - max(len(METADATA_SUFFIX), len(PROVENANCE_SUFFIX)) - len(TEMP_SUFFIX) - 12
 _MAX_DEPTH = 16
-_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
+# C0 and C1 controls and the Unicode line and paragraph separators: a name must never break a line
+# of a diff file or of the ``.files`` list that rsync reads.
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029/\\]")
 _PROJECT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
