@@ -301,6 +301,15 @@ class State:
         ).fetchone()
         return int(row[0])
 
+    def upstream_deletion_totals(self) -> tuple[int, int, int]:
+        """Projects, files and bytes of the planned project deletions the upstream caused."""
+        row = self._db.execute(
+            "SELECT count(DISTINCT w.name), count(f.path), coalesce(sum(f.size), 0) FROM work w "
+            "LEFT JOIN files f ON f.project = w.name "
+            "WHERE w.action = 'delete' AND w.name NOT IN (SELECT name FROM upstream)"
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
     # -- the airgap change log, exports and imports -----------------------------------------------
 
     def record_change(self, path: str, deleted: bool) -> None:

@@ -26,7 +26,7 @@ The root index can be huge (800,000 projects on PyPI), so :class:`IndexJsonParse
 """
 
 from mirror.core.parse._fields import MAX_ELEMENT_SIZE, Skipped, derive_versions
-from mirror.core.parse.project_html import parse_project_html
+from mirror.core.parse.project_html import has_index_markers, parse_project_html
 from mirror.core.parse.project_json import parse_project_json
 from mirror.core.parse.root_html import IndexHtmlParser
 from mirror.core.parse.root_json import IndexJsonParser
@@ -37,6 +37,7 @@ __all__ = [
     "IndexJsonParser",
     "Skipped",
     "derive_versions",
+    "has_index_markers",
     "parse_project_html",
     "parse_project_json",
 ]
