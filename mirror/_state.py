@@ -256,6 +256,16 @@ class State:
         for name, serial in self._db.execute(query):
             yield IndexEntry(NormalizedName(name), serial)
 
+    def has_history(self) -> bool:
+        """Whether this database ever recorded a run: a project, a file, an upstream listing or an import.
+
+        A database created a moment ago, beside a tree someone else made, has none (see ``mirror._stateloss``).
+        """
+        for table in ("projects", "files", "upstream", "imports"):
+            if self._db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:  # noqa: S608
+                return True
+        return self.get_meta("rebuilt") is not None
+
     def totals(self) -> Totals:
         projects = self._db.execute("SELECT count(*) FROM projects WHERE published = 1").fetchone()[0]
         files, size = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM files").fetchone()

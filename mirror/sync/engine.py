@@ -25,6 +25,7 @@ from mirror._config import Config
 from mirror._http import Page, TransientError, Upstream
 from mirror._progress import Reporter
 from mirror._state import State
+from mirror._stateloss import check_root, remember_root
 from mirror.core import layout, parse, render
 from mirror.core.filters import FilterChain
 from mirror.core.models import IndexEntry, IndexMeta, ProjectPage
@@ -594,12 +595,17 @@ class Syncer:
 
 
 def write_root(state: State, storage: FileStorage) -> None:
-    """The root index: every published project not queued for deletion, at the last complete run's serial."""
+    """The root index: every published project not queued for deletion, at the last complete run's serial.
+
+    Never without a project the current root lists that state does not know (a lost or behind state).
+    """
+    check_root(state, storage.root)
     serial = state.get_int("serial")
     html, v1_html, v1_json = layout.root_paths()
     storage.write_atomic(v1_json, render.render_index_json(state.iter_published(True), IndexMeta(last_serial=serial)))
     storage.write_atomic(v1_html, render.render_index_html(state.iter_published(True), serial))
     storage.write_atomic(html, render.render_index_html(state.iter_published(True), serial))
+    remember_root(state, storage.root)
 
 
 class _Unreachable(ProjectError):
