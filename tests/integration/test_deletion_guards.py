@@ -20,7 +20,9 @@ def packages(mirror: Mirror) -> set[str]:
     return {path for path in snapshot(mirror.web) if path.startswith("packages/")}
 
 
-def test_maintenance_pages_of_a_serialless_upstream_delete_nothing(mirror: Mirror, capsys) -> None:
+def test_maintenance_pages_of_a_serialless_upstream_delete_nothing(
+    mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The reproduction: every project page turned into a 200 "Maintenance" page; the run deleted every file, exit 0."""
     with FakePyPI(html_only=True) as up:
         for i in range(10):
@@ -49,7 +51,7 @@ def test_maintenance_pages_of_a_serialless_upstream_delete_nothing(mirror: Mirro
     ids=["text-plain", "json-without-meta"],
 )
 def test_a_200_that_is_not_a_project_page_is_an_error(
-    upstream: FakePyPI, mirror: Mirror, capsys, body: bytes, content_type: str, why: str
+    upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str], body: bytes, content_type: str, why: str
 ) -> None:
     upstream.add_release("demo", "1.0")
     upstream.add_release("dep", "1.0")
@@ -64,7 +66,9 @@ def test_a_200_that_is_not_a_project_page_is_an_error(
     assert snapshot(mirror.web) == before
 
 
-def test_serialless_page_that_suddenly_lists_no_files_is_deferred(mirror: Mirror, capsys) -> None:
+def test_serialless_page_that_suddenly_lists_no_files_is_deferred(
+    mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
     with FakePyPI(html_only=True) as up:
         up.add_release("demo", "1.0")
         up.add_release("demo", "1.1")
@@ -82,7 +86,9 @@ def test_serialless_page_that_suddenly_lists_no_files_is_deferred(mirror: Mirror
         check_tree(mirror.web)
 
 
-def test_serialless_page_that_drops_most_files_is_deferred_until_allowed(mirror: Mirror, capsys) -> None:
+def test_serialless_page_that_drops_most_files_is_deferred_until_allowed(
+    mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
     with FakePyPI(html_only=True) as up:
         for version in ("1.0", "1.1", "1.2"):
             up.add_release("demo", version)
@@ -104,7 +110,9 @@ def test_serialless_page_that_drops_most_files_is_deferred_until_allowed(mirror:
         check_tree(mirror.web)
 
 
-def test_files_dropped_across_many_projects_stop_at_the_fraction(upstream: FakePyPI, mirror: Mirror, capsys) -> None:
+def test_files_dropped_across_many_projects_stop_at_the_fraction(
+    upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
     """No project disappears, yet most files would: the guard counts files, and defers the rest."""
     for i in range(10):
         upstream.add_release(f"p{i}", "1.0", sdist=False)
@@ -128,7 +136,9 @@ def test_files_dropped_across_many_projects_stop_at_the_fraction(upstream: FakeP
     check_tree(mirror.web)
 
 
-def test_project_deletions_that_hold_most_bytes_are_refused(upstream: FakePyPI, mirror: Mirror, capsys) -> None:
+def test_project_deletions_that_hold_most_bytes_are_refused(
+    upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Two of ten projects (within the project fraction) that hold most of the mirror's bytes."""
     for i in range(8):
         upstream.add_release(f"small{i}", "1.0", sdist=False)

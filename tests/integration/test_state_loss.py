@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
+from packaging.utils import NormalizedName
 
 from mirror.core import render
 from mirror.core.models import IndexEntry, IndexMeta
-from mirror.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_PARTIAL
+from mirror.errors import EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_OK, EXIT_PARTIAL
 from tests.conftest import Mirror, check_tree, snapshot
 from tests.fakepypi import FakePyPI
 
@@ -208,7 +208,7 @@ def test_a_file_a_served_page_links_is_never_an_orphan(synced: Mirror, capsys: p
         db.execute("DELETE FROM files WHERE project IN ('proj-3', 'proj-4')")
         db.execute("DELETE FROM projects WHERE name IN ('proj-3', 'proj-4')")
     db.close()
-    entries = [IndexEntry(name) for name in root_names(synced) if name != "proj-4"]  # type: ignore[arg-type]
+    entries = [IndexEntry(NormalizedName(name)) for name in root_names(synced) if name != "proj-4"]
     root = synced.web / "simple"
     (root / "index.v1_json").write_bytes(b"".join(render.render_index_json(entries, IndexMeta())))
     html = b"".join(render.render_index_html(entries, None))
@@ -231,13 +231,12 @@ def test_a_file_a_served_page_links_is_never_an_orphan(synced: Mirror, capsys: p
     check_tree(synced.web)
 
 
-def test_rebuild_needs_no_upstream_and_goes_alone(synced: Mirror, tmp_path: Path, capsys) -> None:
-    shutil.copy(synced.config, tmp_path / "offline.toml")
-    offline = tmp_path / "offline.toml"
+def test_rebuild_needs_no_upstream_and_goes_alone(synced: Mirror, capsys: pytest.CaptureFixture[str]) -> None:
+    offline = synced.root / "offline.toml"  # beside the other, so `directory = "m"` names the same mirror
     offline.write_text(re.sub(r'upstream = ".*"\n', "", synced.config.read_text()))
     remove_db(db_of(synced))
     offline_mirror = Mirror(synced.root, offline)
     assert offline_mirror.run("verify", "--rebuild-state") == EXIT_OK
-    assert offline_mirror.run("verify", "--rebuild-state", "--repair") == 2
+    assert offline_mirror.run("verify", "--rebuild-state", "--repair") == EXIT_CONFIG
     assert "--rebuild-state goes alone" in last_line(capsys)
     assert offline_mirror.run("verify") == EXIT_OK

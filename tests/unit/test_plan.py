@@ -179,7 +179,7 @@ def _raw(*filenames: str, status: ProjectStatus | None = None) -> ProjectPage:
     return ProjectPage(N("demo"), files, status=status)
 
 
-def test_upstream_drops_counts_what_the_upstream_stopped_offering_not_what_filters_dropped():
+def test_upstream_drops_counts_what_the_upstream_stopped_offering_not_what_filters_dropped() -> None:
     held = _held(
         "demo-1.0.tar.gz", "demo-1.0-py3-none-any.whl", "demo-1.0-py3-none-any.whl.metadata", "demo-2.0.tar.gz"
     )
@@ -195,7 +195,7 @@ def test_upstream_drops_counts_what_the_upstream_stopped_offering_not_what_filte
     assert len(upstream_drops(quarantined, deletes, held)) == 4
 
 
-def test_page_shrink_defers_a_page_that_drops_most_files():
+def test_page_shrink_defers_a_page_that_drops_most_files() -> None:
     held = _held("a.tar.gz", "b.tar.gz", "c.tar.gz", "c.whl", "c.whl.metadata")
     raw = _raw()  # a page that suddenly lists nothing
     dropped = upstream_drops(raw, sorted(held), held)
@@ -207,7 +207,7 @@ def test_page_shrink_defers_a_page_that_drops_most_files():
     check_page_shrink(_raw(status=ProjectStatus("quarantined")), held, dropped, 0.5)  # an explicit marker
 
 
-def test_deletion_budget_counts_files_and_bytes_after_the_first_project():
+def test_deletion_budget_counts_files_and_bytes_after_the_first_project() -> None:
     budget = DeletionBudget(files_total=100, bytes_total=1000, max_fraction=0.2)
     assert budget.complaint(90, 900) is None  # the first project is always let through
     budget.spend(10, 100)
@@ -223,7 +223,7 @@ def test_deletion_budget_counts_files_and_bytes_after_the_first_project():
     assert DeletionBudget(100, 1000, 1.0, files=99).complaint(1, 1000) is None
 
 
-def test_file_guard_refuses_project_deletions_that_take_most_bytes():
+def test_file_guard_refuses_project_deletions_that_take_most_bytes() -> None:
     check_file_guard(DeletionBudget(10, 1000, 0.2), 1, 9, 900)  # one project: always allowed
     with pytest.raises(DeletionGuardTripped, match=r"refusing to delete 2 projects: .* 900 of the mirror's 1000 bytes"):
         check_file_guard(DeletionBudget(10, 1000, 0.2), 2, 2, 900)
