@@ -95,7 +95,10 @@ class State:
             self._db.execute("PRAGMA cache_size=-32768")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise EnvironmentFault(f"cannot open state database {path}: {exc}") from None
+            raise EnvironmentFault(
+                f"cannot open state database {path}: {exc}; if it is damaged, "
+                "`mirror verify --rebuild-state` rebuilds it from the tree"
+            ) from None
         self._db.execute("BEGIN")
         self._pending = 0
         self._since = time.monotonic()

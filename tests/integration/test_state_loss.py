@@ -88,6 +88,23 @@ def test_lost_state_refuses_every_destructive_step(
     assert len(root_names(synced)) == PROJECTS
 
 
+def test_damaged_state_database_names_the_recovery(
+    synced: Mirror, upstream: FakePyPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = snapshot(synced.web)
+    db = db_of(synced)
+    remove_db(db)
+    db.write_bytes(b"not a database, " * 512)
+    capsys.readouterr()
+    assert synced.run("sync") == EXIT_ENVIRONMENT
+    line = last_line(capsys)
+    assert line.startswith("mirror: error: cannot open state database") and "`mirror verify --rebuild-state`" in line
+    assert synced.run("verify", "--rebuild-state") == EXIT_OK
+    assert list(db.parent.glob("mirror.sqlite3.replaced-*"))  # the damaged one is kept, for whoever wants it
+    assert synced.run("sync") == EXIT_OK
+    assert snapshot(synced.web) == before
+
+
 def test_foreign_state_database_is_refused(
     synced: Mirror, upstream: FakePyPI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
