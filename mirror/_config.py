@@ -66,6 +66,7 @@ MIRROR_KEYS: tuple[Key, ...] = (
     Key("require-hashes", bool, True),
     Key("fsync", bool, False),
     Key("max-delete-fraction", (int, float), 0.2, _between(0.0, 1.0)),
+    Key("max-project-delete-fraction", (int, float), 0.5, _between(0.0, 1.0)),
     Key("max-page-mb", int, 128, _between(1, 4096)),
     Key("max-page-files", int, 100_000, _between(1, 10_000_000)),
     Key("max-root-mb", int, 512, _between(1, 1_048_576)),
@@ -99,6 +100,7 @@ class Config:
     require_hashes: bool = True
     fsync: bool = False
     max_delete_fraction: float = 0.2
+    max_project_delete_fraction: float = 0.5
     max_page_bytes: int = 128 * 1024 * 1024
     max_page_files: int = 100_000
     max_root_bytes: int = 512 * 1024 * 1024
@@ -185,6 +187,7 @@ def parse(raw: Mapping[str, Any], source: Path) -> Config:
         require_hashes=values["require-hashes"],
         fsync=values["fsync"],
         max_delete_fraction=float(values["max-delete-fraction"]),
+        max_project_delete_fraction=float(values["max-project-delete-fraction"]),
         max_page_bytes=values["max-page-mb"] * 1024 * 1024,
         max_page_files=values["max-page-files"],
         max_root_bytes=values["max-root-mb"] * 1024 * 1024,

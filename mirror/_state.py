@@ -95,7 +95,10 @@ class State:
             self._db.execute("PRAGMA cache_size=-32768")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise EnvironmentFault(f"cannot open state database {path}: {exc}") from None
+            raise EnvironmentFault(
+                f"cannot open state database {path}: {exc}; if it is damaged, "
+                "`mirror verify --rebuild-state` rebuilds it from the tree"
+            ) from None
         self._db.execute("BEGIN")
         self._pending = 0
         self._since = time.monotonic()
@@ -256,6 +259,16 @@ class State:
         for name, serial in self._db.execute(query):
             yield IndexEntry(NormalizedName(name), serial)
 
+    def has_history(self) -> bool:
+        """Whether this database ever recorded a run: a project, a file, an upstream listing or an import.
+
+        A database created a moment ago, beside a tree someone else made, has none (see ``mirror._stateloss``).
+        """
+        for table in ("projects", "files", "upstream", "imports"):
+            if self._db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:  # noqa: S608
+                return True
+        return self.get_meta("rebuilt") is not None
+
     def totals(self) -> Totals:
         projects = self._db.execute("SELECT count(*) FROM projects WHERE published = 1").fetchone()[0]
         files, size = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM files").fetchone()
@@ -300,6 +313,15 @@ class State:
             "SELECT count(*) FROM work WHERE action = 'delete' AND name NOT IN (SELECT name FROM upstream)"
         ).fetchone()
         return int(row[0])
+
+    def upstream_deletion_totals(self) -> tuple[int, int, int]:
+        """Projects, files and bytes of the planned project deletions the upstream caused."""
+        row = self._db.execute(
+            "SELECT count(DISTINCT w.name), count(f.path), coalesce(sum(f.size), 0) FROM work w "
+            "LEFT JOIN files f ON f.project = w.name "
+            "WHERE w.action = 'delete' AND w.name NOT IN (SELECT name FROM upstream)"
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
 
     # -- the airgap change log, exports and imports -----------------------------------------------
 

@@ -51,6 +51,13 @@ class DeletionGuardTripped(EnvironmentFault):
     """The run would delete more of the mirror than the configured fraction allows."""
 
 
+class StateLost(EnvironmentFault):
+    """The state database is missing, empty or another mirror's while ``web/`` holds a published mirror.
+
+    Every command that could delete or unpublish refuses; ``mirror verify --rebuild-state`` recovers.
+    """
+
+
 class ProjectError(MirrorError):
     """One project cannot be synced in this run; the others go on and it is retried next run."""
 
@@ -61,8 +68,16 @@ class UpstreamError(ProjectError):
     """The upstream answered for a project with something we cannot use (bad status, bad page)."""
 
 
-class StalePage(ProjectError):
+class Deferred(ProjectError):
+    """A project left as it is in this run, to be retried next run (reported as deferred, not failed)."""
+
+
+class StalePage(Deferred):
     """The upstream served a project page older than its index promised."""
+
+
+class SuspiciousPage(Deferred):
+    """A project page that would delete too much of what the mirror holds for the project."""
 
 
 class IntegrityError(ProjectError):

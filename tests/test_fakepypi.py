@@ -23,6 +23,7 @@ import pytest
 from packaging.utils import parse_wheel_filename
 
 from tests.fakepypi import BuiltFile, FakePyPI, build_sdist, build_wheel
+from tests.fakepypi.faults import MAINTENANCE_PAGE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -798,3 +799,18 @@ def test_bandersnatch_mirrors_fake_index(up: FakePyPI, tmp_path: Path) -> None:
     for name in ("alpha", "beta-pkg", "gamma"):
         assert (web / "simple" / name / "index.html").exists()
     assert (mirror / "status").read_text().strip() == str(up.serial)
+
+
+def test_replace_serves_a_maintenance_page_in_place_of_the_real_one(up: FakePyPI, client: httpx.Client) -> None:
+    up.add_release("demo", "1.0", sdist=False)
+    up.faults.replace("/simple/demo/", count=2)
+    for accept in ("application/vnd.pypi.simple.v1+json", "text/html"):
+        response = client.get(f"{up.simple_url}demo/", headers={"Accept": accept})
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        assert response.content == MAINTENANCE_PAGE
+    assert up.requests[-1].fault == "replace:200"
+    assert up.faults.pending() == 0
+    assert b"demo-1.0" in client.get(f"{up.simple_url}demo/").content
+    up.faults.replace("/simple/demo/", body=b'{"files": []}', content_type="application/json")
+    assert client.get(f"{up.simple_url}demo/").json() == {"files": []}

@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--delete-orphans", action="store_true", help="remove files and pages no page references")
     verify.add_argument("--dry-run", action="store_true", help="only report, change nothing")
     verify.add_argument("--hashes", action="store_true", help="also check every file's sha256 (reads every byte)")
+    verify.add_argument(
+        "--rebuild-state",
+        action="store_true",
+        help="rebuild a lost state database from the published pages and the files on disk (no downloads)",
+    )
 
     init = commands.add_parser("init", help="write a commented starter config")
     init.add_argument("path", nargs="?", default="mirror.toml", metavar="PATH")

@@ -18,6 +18,7 @@ from mirror._http import Upstream
 from mirror._plugins import load_chain
 from mirror._progress import make_reporter
 from mirror._state import STATE_DB, State, open_state, read_closure
+from mirror._stateloss import check_state
 from mirror.cli.common import open_storage, prepare_directory, warn
 from mirror.core.filters import FilterChain
 from mirror.core.models import ProjectPage
@@ -47,8 +48,11 @@ def sync(config: Config, args: argparse.Namespace) -> int:
     def opener(db: Path) -> State:
         return State(db, dry_run=args.dry_run)
 
+    existed = (config.state_dir / STATE_DB).exists()
     with open_state(config.state_dir, opener, existing=False) as state:
         try:
+            # A missing, empty or foreign state would make the run delete and unpublish what it does not know.
+            check_state(config.web, config.state_dir, state if existed else None)
             report = anyio.run(run, state, backend="asyncio")
         except BaseException as exc:
             if not args.dry_run:

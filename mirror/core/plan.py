@@ -8,14 +8,14 @@ with what the mirror holds for that project.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from packaging.utils import NormalizedName
 
 from mirror.core import layout
 from mirror.core.models import DistFile, Hashes, IndexEntry, ProjectPage, Provenance
-from mirror.errors import DeletionGuardTripped, IntegrityError
+from mirror.errors import DeletionGuardTripped, IntegrityError, SuspiciousPage
 
 
 class Action(Enum):
@@ -82,6 +82,93 @@ def check_deletion_guard(deletions: int, local_total: int, max_fraction: float) 
             f"({deletions / local_total:.0%} > max-delete-fraction {max_fraction:.0%}); "
             "if the upstream really dropped them, raise max-delete-fraction for one run"
         )
+
+
+@dataclass(slots=True)
+class DeletionBudget:
+    """What one run may delete because the upstream stopped offering it, counted in files and bytes.
+
+    The project guard counts projects; a glitch that empties every page (a proxy serving a 200
+    "Maintenance" page in place of each one) deletes no project but every file. The first
+    page to delete anything is always let through (a tiny mirror must follow its upstream);
+    past that, the pages of one run delete no more than ``max_fraction`` of the mirror's files
+    or bytes.
+    """
+
+    files_total: int
+    bytes_total: int
+    max_fraction: float
+    files: int = field(default=0)
+    bytes: int = field(default=0)
+
+    def complaint(self, files: int, size: int, *, first_free: bool = True) -> str | None:
+        """Why deleting ``files`` more files of ``size`` bytes is too much, or None."""
+        if (first_free and self.files == 0 and self.bytes == 0) or self.max_fraction >= 1.0:
+            return None
+        for what, done, more, total in (
+            ("files", self.files, files, self.files_total),
+            ("bytes", self.bytes, size, self.bytes_total),
+        ):
+            if total and (done + more) / total > self.max_fraction:
+                return (
+                    f"this run would delete {done + more} of the mirror's {total} {what} "
+                    f"({(done + more) / total:.1%} > max-delete-fraction {self.max_fraction:.0%})"
+                )
+        return None
+
+    def spend(self, files: int, size: int) -> None:
+        self.files += files
+        self.bytes += size
+
+
+def check_file_guard(budget: DeletionBudget, projects: int, files: int, size: int) -> None:
+    """The project guard's second half: the files and bytes of the projects a run would delete.
+
+    Deleting a single project stays allowed whatever it holds; the budget of the pages that
+    shrink is not spent by it (whole projects have their own guard).
+    """
+    complaint = budget.complaint(files, size, first_free=False) if projects > 1 else None
+    if complaint is not None:
+        raise DeletionGuardTripped(
+            f"refusing to delete {projects} projects: {complaint}; "
+            "if the upstream really dropped them, raise max-delete-fraction for one run"
+        )
+
+
+def upstream_drops(raw: ProjectPage, deletes: Iterable[str], held: Mapping[str, LocalFile]) -> tuple[LocalFile, ...]:
+    """The files ``deletes`` removes because the upstream page (``raw``, before filtering) no longer offers them.
+
+    Removals the filters ask for are intended and not counted; a quarantined page offers nothing.
+    """
+    offered = set() if _is_quarantined(raw) else {dist.filename for dist in raw.files}
+    dropped = []
+    for path in deletes:
+        filename = path.rpartition("/")[2].removesuffix(layout.METADATA_SUFFIX)
+        if filename not in offered and path in held:
+            dropped.append(held[path])
+    return tuple(dropped)
+
+
+def check_page_shrink(
+    raw: ProjectPage, held: Mapping[str, LocalFile], dropped: Iterable[LocalFile], max_fraction: float
+) -> None:
+    """Defer a page of an upstream without serials that drops more than ``max_fraction`` of a project's files.
+
+    Without a serial nothing proves a page is the upstream's current one: a page that suddenly
+    lists none or few of the files the mirror holds is far more often a glitch (a maintenance
+    page, a half-synced upstream) than a project emptied on purpose.
+    """
+    if _is_quarantined(raw):
+        return  # an explicit marker, not a glitch
+    dists = sum(1 for path in held if not path.endswith(layout.METADATA_SUFFIX))
+    gone = sum(1 for held_file in dropped if not held_file.path.endswith(layout.METADATA_SUFFIX))
+    if dists == 0 or gone / dists <= max_fraction:
+        return
+    raise SuspiciousPage(
+        f"{raw.name}: the upstream page lists {len(raw.files)} files and would remove {gone} of the "
+        f"{dists} the mirror holds ({gone / dists:.0%} > max-project-delete-fraction {max_fraction:.0%}); "
+        "left as it is and retried next run (raise max-project-delete-fraction if the upstream really removed them)"
+    )
 
 
 def check_serial(name: str, promised: int | None, got: int | None) -> bool:

@@ -181,6 +181,18 @@ def linked_path(url: str) -> str | None:
 _DOT_PARTS = frozenset({"", ".", ".."})
 
 
+def linked_paths(page: ProjectPage) -> list[str]:
+    """Every web/ path a (parsed, published) page links: its files and their advertised ``.metadata``."""
+    paths = []
+    for dist in page.files:
+        path = linked_path(dist.url)
+        if path is not None:
+            paths.append(path)
+            if dist.core_metadata:
+                paths.append(layout.metadata_path(path))
+    return paths
+
+
 def page_link(path: str) -> str:
     """The link a project page (two levels below web/) carries to ``path``; ``layout.relative_link``, faster."""
     return "../../" + quote(path, safe="/")

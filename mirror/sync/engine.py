@@ -25,27 +25,34 @@ from mirror._config import Config
 from mirror._http import NotAPageType, Page, TransientError, Upstream
 from mirror._progress import Reporter
 from mirror._state import State
+from mirror._stateloss import check_root, remember_root
 from mirror.core import layout, parse, render
 from mirror.core.filters import FilterChain
 from mirror.core.models import IndexEntry, IndexMeta, ProjectPage
 from mirror.core.plan import (
     Action,
+    DeletionBudget,
     Download,
     IndexChange,
     LocalFile,
     LocalProject,
     ProjectPlan,
     check_deletion_guard,
+    check_file_guard,
+    check_page_shrink,
     check_serial,
     plan_index,
     plan_project,
     published_page,
+    upstream_drops,
 )
 from mirror.errors import (
+    Deferred,
     IntegrityError,
     NotAnIndex,
     ProjectError,
     StalePage,
+    SuspiciousPage,
     UnsafeName,
     UpstreamError,
     UpstreamUnreachable,
@@ -94,6 +101,8 @@ class Syncer:
         self._refilter: bool | None = None
         # A dry run resolving a closure keeps each plan, to read the metadata it would fetch.
         self.dry_plans: dict[NormalizedName, ProjectPlan] | None = None
+        # What this run may still delete because the upstream stopped offering it (set by run()).
+        self._budget = DeletionBudget(0, 0, config.max_delete_fraction)
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -109,6 +118,8 @@ class Syncer:
         if root.not_modified and serial_mode and self._was_clean() and not self._forced() and not rechecks:
             self.reporter.info("upstream unchanged since the last complete run")
             return self._finish(root_serial=self.state.get_int("upstream_serial"))
+        totals = self.state.totals()
+        self._budget = DeletionBudget(totals.files, totals.bytes, self.config.max_delete_fraction)
         resolving = self.filters.dependency_roots() is not None and await self._resolve()
         changes = plan_index(self._upstream_entries(), self._local_entries())
         self._report_unlisted()
@@ -119,6 +130,7 @@ class Syncer:
             # Only what the upstream stopped listing counts: removals the filters asked for are intended.
             guarded = self.state.count_upstream_deletions()
             check_deletion_guard(guarded, self.state.totals().projects, self.config.max_delete_fraction)
+            check_file_guard(self._budget, *self.state.upstream_deletion_totals())
         if not resolving:
             self.reporter.start(syncs, deletes)
         await self.sync_queued()
@@ -315,7 +327,7 @@ class Syncer:
         name = change.name
         try:
             outcome = await self._sync_project(name, change.serial)
-        except StalePage as exc:
+        except Deferred as exc:
             self.report.deferred[name] = _about(name, exc)
             self.reporter.project_done(name, "deferred", _about(name, exc))
             return
@@ -352,11 +364,9 @@ class Syncer:
         page, response = await self._fetch_page(name, promised)
         if page is None:
             return "unchanged"
-        plan = plan_project(
-            self._filter(page),
-            self.state.project_files(name),
-            require_hashes=self.config.require_hashes,
-        )
+        held = self.state.project_files(name)
+        plan = plan_project(self._filter(page), held, require_hashes=self.config.require_hashes)
+        self._guard_deletions(page, plan, held)
         if self.options.dry_run:
             self._report_dry_plan(name, plan)
             return "planned"
@@ -378,6 +388,19 @@ class Syncer:
         self.state.publish_project(name, page.last_serial, response.etag, response.last_modified)
         self._changed = True
         return "synced"
+
+    def _guard_deletions(self, page: ProjectPage, plan: ProjectPlan, held: dict[str, LocalFile]) -> None:
+        """Defer a page that would delete much of what the mirror holds: a glitch until proven otherwise."""
+        dropped = upstream_drops(page, plan.deletes, held)
+        if not dropped:
+            return
+        if self.state.get_meta("serials") == "0":
+            check_page_shrink(page, held, dropped, self.config.max_project_delete_fraction)
+        size = sum(f.size for f in dropped)
+        complaint = self._budget.complaint(len(dropped), size)
+        if complaint is not None:
+            raise SuspiciousPage(f"{page.name}: would delete {len(dropped)} files; {complaint}; retried next run")
+        self._budget.spend(len(dropped), size)
 
     async def _fetch_page(self, name: NormalizedName, promised: int | None) -> tuple[ProjectPage | None, Page]:
         """The project's page, fresh enough for the serial the root promised; None if not modified."""
@@ -427,6 +450,9 @@ class Syncer:
             raise UpstreamError(f"{name}: the upstream page is for another project ({page.name!r})")
         for line in page.dropped:
             self.reporter.detail(f"{name}: left out of the upstream page: {line}")
+        if response.format == "html" and not page.files and not parse.has_index_markers(response.body):
+            # A 200 "Maintenance" page parses as a project without files; emptying the project on it loses the mirror.
+            raise UpstreamError(f"{name}: the upstream answered 200 with an HTML page that is not a project page")
         return page
 
     def _claim(self, name: str, plan: ProjectPlan) -> None:
@@ -587,12 +613,17 @@ class Syncer:
 
 
 def write_root(state: State, storage: Storage) -> None:
-    """The root index: every published project not queued for deletion, at the last complete run's serial."""
+    """The root index: every published project not queued for deletion, at the last complete run's serial.
+
+    Never without a project the current root lists that state does not know (a lost or behind state).
+    """
+    check_root(state, storage)
     serial = state.get_int("serial")
     html, v1_html, v1_json = layout.root_paths()
     storage.write_atomic(v1_json, render.render_index_json(state.iter_published(True), IndexMeta(last_serial=serial)))
     storage.write_atomic(v1_html, render.render_index_html(state.iter_published(True), serial))
     storage.write_atomic(html, render.render_index_html(state.iter_published(True), serial))
+    remember_root(state, storage)
 
 
 class _Unreachable(ProjectError):

@@ -24,7 +24,7 @@ from mirror._progress import Reporter
 from mirror.core import layout, parse, render, verify
 from mirror.core.models import ProjectPage
 from mirror.core.verify import Finding, OnDisk, Problem
-from mirror.errors import UpstreamError
+from mirror.errors import UnsafeName, UpstreamError
 from mirror.storage.base import Storage
 from mirror.verify.store import VerifyState
 
@@ -50,6 +50,8 @@ class VerifyReport:
     bytes_hashed: int = 0
     counts: dict[Problem, int] = field(default_factory=dict)
     orphans_removed: int = 0
+    orphans_kept: int = 0
+    """Orphan findings left alone: a page the mirror serves links them (or the root lists the page)."""
     repaired: int = 0
     repair_failed: dict[str, str] = field(default_factory=dict)
     root_rewritten: bool = False
@@ -162,6 +164,7 @@ class Verifier:
 
     def _simple(self, _after: str) -> None:
         # Unordered, so not resumable by cursor; it costs one directory listing per project.
+        unpublished: set[str] = set()
         for entry in self.storage.scan(layout.SIMPLE):
             rel = f"{layout.SIMPLE}/{entry.name}"
             if not _utf8(entry.name):
@@ -173,10 +176,38 @@ class Verifier:
                 continue
             if not self.state.is_published(entry.name):
                 self._note(Finding(Problem.ORPHAN_PAGE, rel, None))
+                self._keep_links_of(entry.name)
+                unpublished.add(entry.name)
                 continue
             for inner in self.storage.scan(rel):
                 if layout.is_temp_name(inner.name):
                     self._note(Finding(Problem.TEMP, f"{rel}/{inner.name}", None))
+        if unpublished:
+            self._keep_listed(unpublished)
+
+    def _keep_links_of(self, name: str) -> None:
+        """A page state does not publish is still served: what it links is never an orphan."""
+        try:
+            project = layout.project_name(name)
+        except UnsafeName:
+            return
+        html_path, _, json_path = layout.page_paths(project)
+        base = verify.page_base(name)
+        for path, read in ((json_path, parse.parse_project_json), (html_path, None)):
+            body = self._read_page(path)
+            if body is None:
+                continue
+            try:
+                page = read(body, base) if read is not None else parse.parse_project_html(body, base, name)
+            except UpstreamError:
+                continue
+            self.state.keep(verify.linked_paths(page))
+
+    def _keep_listed(self, names: set[str]) -> None:
+        """Pages of ``names`` the root index lists are what clients are sent to: never orphans."""
+        listed = verify_root_names(self.storage, f"{layout.SIMPLE}/index.v1_json", parse.IndexJsonParser())
+        listed |= verify_root_names(self.storage, f"{layout.SIMPLE}/index.html", parse.IndexHtmlParser())
+        self.state.keep(f"{layout.SIMPLE}/{name}" for name in sorted(names & listed))
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -324,6 +355,19 @@ def walk_sorted(storage: Storage, top: str, after: str, bad_name: Callable[[str]
             yield OnDisk(path, entry.size)
 
 
+def verify_root_names(storage: Storage, path: str, parser: parse.IndexJsonParser | parse.IndexHtmlParser) -> set[str]:
+    """Every name a published root index lists (nothing if it is missing or unreadable)."""
+    names: set[str] = set()
+    if storage.size(path) is None:
+        return names
+    try:
+        for chunk in storage.read(path):
+            names.update(entry.name for entry in parser.feed(chunk))
+    except (OSError, UpstreamError):
+        pass
+    return names
+
+
 def _rerender_html(page: ProjectPage) -> bytes:
     """The HTML a sync would have written beside this (parsed, so absolute-linked) JSON page."""
     files = []
@@ -385,6 +429,7 @@ def run(
     verifier.report.counts = state.counts()
     if not options.dry_run and (options.delete_orphans or options.repair) and first != "repair":
         verifier.remove_orphans()
+        verifier.report.orphans_kept = state.kept_orphans()
     if options.repair and not options.dry_run:
         _repair(config, verifier, storage, reporter)
     return verifier.report

@@ -27,6 +27,9 @@ CREATE TABLE IF NOT EXISTS verify_findings (
     PRIMARY KEY (problem, path)
 );
 CREATE INDEX IF NOT EXISTS verify_findings_project ON verify_findings (project);
+-- Paths no pruning may remove whatever state says: what pages state does not publish link, and
+-- those pages themselves when the root index lists them (a published page is served).
+CREATE TABLE IF NOT EXISTS verify_keep (path TEXT PRIMARY KEY);
 """
 _PAGE = 1000
 T = TypeVar("T")
@@ -53,6 +56,7 @@ class VerifyState(State):
         """Start a new pass (``key`` says what it checks and against which run of sync)."""
         self._db.execute("DELETE FROM verify_refs")
         self._db.execute("DELETE FROM verify_findings")
+        self._db.execute("DELETE FROM verify_keep")
         self.set_meta("verify_pass", key)
         self.set_meta("verify_phase", None)
         self.set_meta("verify_cursor", None)
@@ -132,6 +136,19 @@ class VerifyState(State):
         )
         self._wrote()
 
+    def keep(self, paths: Iterable[str]) -> None:
+        rows = [(path,) for path in paths]
+        self._db.executemany("INSERT OR IGNORE INTO verify_keep (path) VALUES (?)", rows)
+        self._wrote(len(rows))
+
+    def kept_orphans(self) -> int:
+        """Orphan findings that pruning leaves alone because a published page links them (or is them)."""
+        row = self._db.execute(
+            "SELECT count(*) FROM verify_findings WHERE problem IN ('UNTRACKED', 'UNREFERENCED', 'ORPHAN_PAGE') "
+            "AND path IN (SELECT path FROM verify_keep)"
+        ).fetchone()
+        return int(row[0])
+
     def counts(self) -> dict[Problem, int]:
         rows = self._db.execute("SELECT problem, count(*) FROM verify_findings GROUP BY problem")
         return {Problem[name]: int(count) for name, count in rows}
@@ -148,6 +165,7 @@ class VerifyState(State):
         query = (
             "SELECT path, problem, project, detail FROM verify_findings o "  # noqa: S608
             f"WHERE problem IN ({orphans}) AND path > ? "
+            "AND path NOT IN (SELECT path FROM verify_keep) "
             "AND (project IS NULL OR problem = 'ORPHAN_PAGE' OR NOT EXISTS (SELECT 1 FROM verify_findings r "
             f"WHERE r.project = o.project AND r.problem IN ({marks}))) ORDER BY path LIMIT ?"
         )

@@ -115,7 +115,11 @@ class Site:
         plan = self.faults.plan(path, is_download=_is_download(path))
         if plan.delay:
             await asyncio.sleep(plan.delay)
-        reply = self._fault_reply(plan) if plan.fail_status else self.route(request)
+        if plan.replacement is not None:
+            status, body, content_type = plan.replacement
+            reply = Reply(status, body, {"Content-Type": content_type})
+        else:
+            reply = self._fault_reply(plan) if plan.fail_status else self.route(request)
         body_fault = self._body_fault(request, reply, plan)
         self._record(request, reply, plan, body_fault)
         return await send(request, reply, body_fault)

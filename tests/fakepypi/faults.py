@@ -7,9 +7,12 @@ Patterns are matched against the decoded request path (no query string):
 * a compiled :class:`re.Pattern` is applied with ``search``.
 
 Counted faults ("the next N matching requests") are consumed in the order
-they were registered.  At most one ``slow``, one ``fail`` and one body fault
+they were registered.  At most one ``slow``, one ``fail`` (or ``replace``) and one body fault
 (``reset``/``truncate``/``corrupt``/``oversize``) apply to a request; body
 faults are only consumed by responses that have a body (status 200).
+
+A ``replace`` fault answers a matching request with a body of the test's choosing (by default a
+200 "Maintenance" HTML page, as a misconfigured proxy or CDN serves in place of the real one).
 
 Random faults (:meth:`Faults.rates`) only hit file downloads and use their
 own seeded :class:`random.Random`, so a given request order always yields the
@@ -28,11 +31,15 @@ from typing import Literal
 
 from packaging.utils import canonicalize_name
 
-__all__ = ["BodyFault", "Faults", "Pattern", "Plan"]
+__all__ = ["MAINTENANCE_PAGE", "BodyFault", "Faults", "Pattern", "Plan"]
 
 Pattern = str | re.Pattern[str]
 BodyFault = Literal["reset", "truncate", "corrupt", "oversize"]
-_Kind = Literal["fail", "slow", "reset", "truncate", "corrupt", "oversize"]
+_Kind = Literal["fail", "slow", "reset", "truncate", "corrupt", "oversize", "replace"]
+MAINTENANCE_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Maintenance</title></head>"
+    b"<body><h1>Down for maintenance</h1><p>Back soon.</p></body></html>\n"
+)
 _BODY_KINDS: dict[str, BodyFault] = {
     "reset": "reset",
     "truncate": "truncate",
@@ -52,6 +59,8 @@ class _Rule:
     status: int = 503
     retry_after: int | None = None
     delay: float = 0.0
+    body: bytes = b""
+    content_type: str = ""
 
     def matches(self, path: str) -> bool:
         if isinstance(self.pattern, re.Pattern):
@@ -77,6 +86,8 @@ class Plan:
     fail_status: int | None = None
     retry_after: int | None = None
     body: BodyFault | None = None
+    replacement: tuple[int, bytes, str] | None = None
+    """(status, body, Content-Type) to answer with instead of the real reply."""
 
     @property
     def label(self) -> str | None:
@@ -84,6 +95,8 @@ class Plan:
         parts = [f"slow:{self.delay:g}"] if self.delay else []
         if self.fail_status is not None:
             parts.append(f"fail:{self.fail_status}")
+        if self.replacement is not None:
+            parts.append(f"replace:{self.replacement[0]}")
         return ",".join(parts) or None
 
 
@@ -124,6 +137,17 @@ class Faults:
     def oversize(self, pattern: Pattern, count: int = 1) -> None:
         """Send the body plus extra bytes (with a matching Content-Length)."""
         self._add(_Rule("oversize", pattern, count))
+
+    def replace(
+        self,
+        pattern: Pattern,
+        body: bytes = MAINTENANCE_PAGE,
+        content_type: str = "text/html; charset=utf-8",
+        status: int = 200,
+        count: int = 1,
+    ) -> None:
+        """Answer the next ``count`` matching requests with ``body`` (default: a 200 maintenance page)."""
+        self._add(_Rule("replace", pattern, count, status=status, body=body, content_type=content_type))
 
     def slow(self, pattern: Pattern, delay: float, count: int = 1) -> None:
         """Wait ``delay`` seconds before answering matching requests."""
@@ -178,12 +202,14 @@ class Faults:
         with self._lock:
             slow = self._take(path, ("slow",))
             fail = self._take(path, ("fail",))
+            swap = None if fail else self._take(path, ("replace",))
             plan = Plan(
                 delay=slow.delay if slow else 0.0,
                 fail_status=fail.status if fail else None,
                 retry_after=fail.retry_after if fail else None,
+                replacement=(swap.status, swap.body, swap.content_type) if swap else None,
             )
-            if is_download and fail is None and self._rates is not None:
+            if is_download and fail is None and swap is None and self._rates is not None:
                 plan = self._random_plan(plan, self._rates)
             return plan
 

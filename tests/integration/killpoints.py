@@ -212,7 +212,7 @@ def check_served(web: Path) -> None:
 
 def _root_names(path: Path) -> list[str]:
     parser = parse.IndexJsonParser() if path.name.endswith("json") else parse.IndexHtmlParser()
-    names = [entry.name for entry in parser.feed(path.read_bytes())]
+    names: list[str] = [entry.name for entry in parser.feed(path.read_bytes())]
     parser.close()
     return names
 
@@ -300,6 +300,7 @@ def enumerate_kills(
 
     def one(index: int, point: KillPoint) -> Outcome:
         root = work / f"{scenario.name}-{index}"
+        killed = False  # until kill_run says
         shutil.copytree(scenario.template, root, symlinks=True)
         try:
             killed = kill_run(strace, root, scenario.args, point, work / f"{scenario.name}-{index}.log")

@@ -210,7 +210,7 @@ def test_a_part_name_other_than_the_bundles_own_is_refused(
 def test_a_part_that_is_not_a_regular_file_is_refused_without_reading_it(
     site: Site, capsys: pytest.CaptureFixture[str], kind: str
 ) -> None:
-    part = site.manifest.with_name(header(site.manifest)["parts"][0]["name"])  # type: ignore[index]
+    part = site.manifest.with_name(header(site.manifest)["parts"][0]["name"])
     copy = site.outside / part.name
     shutil.move(part, copy)
     if kind == "symlink to /dev/zero":

@@ -235,7 +235,7 @@ def read_all(source: Readable) -> None:
     try:
         while (member := tar.next()) is not None:
             members += 1
-            assert isinstance(member.name, str) and member.size >= 0
+            assert member.size >= 0
             got = 0
             while chunk := tar.read(1 << 16):
                 got += len(chunk)

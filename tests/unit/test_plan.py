@@ -6,16 +6,20 @@ from packaging.utils import NormalizedName
 from mirror.core.models import DistFile, IndexEntry, ProjectPage, ProjectStatus, Provenance
 from mirror.core.plan import (
     Action,
+    DeletionBudget,
     IndexChange,
     LocalFile,
     LocalProject,
     check_deletion_guard,
+    check_file_guard,
+    check_page_shrink,
     check_serial,
     plan_index,
     plan_project,
     published_page,
+    upstream_drops,
 )
-from mirror.errors import DeletionGuardTripped, IntegrityError
+from mirror.errors import DeletionGuardTripped, IntegrityError, SuspiciousPage
 
 N = NormalizedName
 
@@ -165,11 +169,12 @@ def test_metadata_path_that_collides_with_a_distribution_is_not_mirrored() -> No
     assert [d.path.rsplit("/", 1)[1] for d in plan.downloads] == [whl.filename, clash.filename]
 
 
-def test_plan_project_fetches_provenance_after_files_keeps_it_and_drops_it_with_its_file():
+def test_plan_project_fetches_provenance_after_files_keeps_it_and_drops_it_with_its_file() -> None:
     whl = replace(
         dist("demo-1.0-py3-none-any.whl"),
         provenance=Provenance("https://pypi.example/integrity/demo-1.0-py3-none-any.whl/provenance", {"sha256": SHA2}),
     )
+    assert whl.provenance is not None
     path = "packages/aa/bb/demo/demo-1.0-py3-none-any.whl"
     plan = plan_project(ProjectPage(N("demo"), (whl,)), {})
     assert [(d.path, d.url, d.hashes) for d in plan.provenance] == [
@@ -191,3 +196,68 @@ def test_plan_project_fetches_provenance_after_files_keeps_it_and_drops_it_with_
     dropped = plan_project(ProjectPage(N("demo"), (replace(whl, provenance=None),)), held)
     assert dropped.deletes == (path + ".provenance",)
     assert published_page(dropped, held, ("1.0",)).files[0].provenance is None
+
+
+# -- the per-file and per-byte deletion guard ---------------------------------------------------------------
+
+
+def _held(*names: str, size: int = 10) -> dict[str, LocalFile]:
+    return {f"packages/aa/{n}": LocalFile(f"packages/aa/{n}", size, "0" * 64) for n in names}
+
+
+def _raw(*filenames: str, status: ProjectStatus | None = None) -> ProjectPage:
+    files = tuple(DistFile(f, f"https://up.example/packages/aa/{f}", {"sha256": "1" * 64}) for f in filenames)
+    return ProjectPage(N("demo"), files, status=status)
+
+
+def test_upstream_drops_counts_what_the_upstream_stopped_offering_not_what_filters_dropped() -> None:
+    held = _held(
+        "demo-1.0.tar.gz", "demo-1.0-py3-none-any.whl", "demo-1.0-py3-none-any.whl.metadata", "demo-2.0.tar.gz"
+    )
+    deletes = sorted(held)  # a filter change plus an upstream removal: the plan deletes all four
+    raw = _raw("demo-2.0.tar.gz")  # the upstream still offers 2.0 (a filter dropped it)
+    dropped = upstream_drops(raw, deletes, held)
+    assert sorted(f.path for f in dropped) == [
+        "packages/aa/demo-1.0-py3-none-any.whl",
+        "packages/aa/demo-1.0-py3-none-any.whl.metadata",
+        "packages/aa/demo-1.0.tar.gz",
+    ]
+    quarantined = _raw("demo-2.0.tar.gz", status=ProjectStatus("quarantined"))
+    assert len(upstream_drops(quarantined, deletes, held)) == 4
+
+
+def test_page_shrink_defers_a_page_that_drops_most_files() -> None:
+    held = _held("a.tar.gz", "b.tar.gz", "c.tar.gz", "c.whl", "c.whl.metadata")
+    raw = _raw()  # a page that suddenly lists nothing
+    dropped = upstream_drops(raw, sorted(held), held)
+    with pytest.raises(SuspiciousPage, match=r"lists 0 files and would remove 4 of the 4 .* > max-project-delete"):
+        check_page_shrink(raw, held, dropped, 0.5)
+    check_page_shrink(raw, held, dropped, 1.0)  # 1.0 turns it off
+    two_of_four = upstream_drops(_raw("c.tar.gz", "c.whl"), sorted(held), held)
+    check_page_shrink(_raw("c.tar.gz", "c.whl"), held, two_of_four, 0.5)  # half: allowed
+    check_page_shrink(_raw(status=ProjectStatus("quarantined")), held, dropped, 0.5)  # an explicit marker
+
+
+def test_deletion_budget_counts_files_and_bytes_after_the_first_project() -> None:
+    budget = DeletionBudget(files_total=100, bytes_total=1000, max_fraction=0.2)
+    assert budget.complaint(90, 900) is None  # the first project is always let through
+    budget.spend(10, 100)
+    assert budget.complaint(10, 10) is None
+    assert (
+        budget.complaint(11, 10)
+        == "this run would delete 21 of the mirror's 100 files (21.0% > max-delete-fraction 20%)"
+    )
+    assert (
+        budget.complaint(1, 101)
+        == "this run would delete 201 of the mirror's 1000 bytes (20.1% > max-delete-fraction 20%)"
+    )
+    assert DeletionBudget(100, 1000, 1.0, files=99).complaint(1, 1000) is None
+
+
+def test_file_guard_refuses_project_deletions_that_take_most_bytes() -> None:
+    check_file_guard(DeletionBudget(10, 1000, 0.2), 1, 9, 900)  # one project: always allowed
+    with pytest.raises(DeletionGuardTripped, match=r"refusing to delete 2 projects: .* 900 of the mirror's 1000 bytes"):
+        check_file_guard(DeletionBudget(10, 1000, 0.2), 2, 2, 900)
+    budget = DeletionBudget(10, 1000, 0.2)
+    check_file_guard(budget, 2, 2, 100)
+    assert (budget.files, budget.bytes) == (0, 0)  # whole projects do not spend the pages' budget

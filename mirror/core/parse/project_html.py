@@ -33,6 +33,21 @@ def parse_project_html(body: bytes, base_url: str, name: str, *, max_files: int 
         raise UpstreamError(f"invalid HTML project page {base_url}: {exc}") from None
 
 
+def has_index_markers(body: bytes) -> bool:
+    """Whether an HTML body says it is a simple-index page: the PEP 629 meta tag or a ``<!--SERIAL n-->``.
+
+    A page without links and without either is not a project page that happens to be empty:
+    it is what a proxy or CDN serves in place of one ("Maintenance", a login form).
+    """
+    parser = _SimpleHTML(lambda _attrs, _text: None, collect_text=False)
+    try:
+        _feed_html(parser, body)
+        parser.finish()
+    except _Invalid:
+        return False
+    return parser.api_version is not None or parser.serial is not None
+
+
 def _project_from_html(body: bytes, base_url: str, name: str, max_files: int) -> ProjectPage:
     project = _normalize(name, "project name")
     anchors: list[Attrs] = []
