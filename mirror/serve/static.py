@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 import os
 import stat
 import sys
@@ -80,13 +81,22 @@ class MirrorServer:
         self.web = web_root.resolve()
         self.log = log
         self._host, self._port, self._backlog = host, port, backlog
-        app = web.Application(handler_args={"max_field_size": 16384})
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=idle_timeout, handle_signals=False)
+        self._idle_timeout = idle_timeout
+        self._runner: web.ServerRunner | None = None
         self.url = ""
 
     async def start(self) -> str:
         """Bind and listen; returns the base URL (``http://host:port/``)."""
+        # The low-level server, no router: every request reaches _handle, whatever its path
+        # holds (a router's pattern would answer some of them itself).
+        handler = web.Server(
+            self._handle,
+            access_log=None,
+            keepalive_timeout=self._idle_timeout,
+            logger=_one_line_logger(),
+            max_field_size=16384,
+        )
+        self._runner = web.ServerRunner(handler, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, backlog=self._backlog)
         try:
@@ -100,11 +110,12 @@ class MirrorServer:
         return self.url
 
     async def close(self) -> None:
-        await self._runner.cleanup()
+        if self._runner is not None:
+            await self._runner.cleanup()
 
     # -- requests -------------------------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
             response = await self._answer(request)
         except (ConnectionError, asyncio.CancelledError):
@@ -117,9 +128,9 @@ class MirrorServer:
         return response
 
     def _log(self, line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+        print(_printable(line), file=sys.stderr, flush=True)
 
-    async def _answer(self, request: web.Request) -> web.StreamResponse:
+    async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
             return _status(HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": "GET, HEAD"})
         parts = urlsplit(request.raw_path)
@@ -135,7 +146,7 @@ class MirrorServer:
             return await self._page(request, target)
         return await self._file(request, target)
 
-    async def _page(self, request: web.Request, directory: Path) -> web.StreamResponse:
+    async def _page(self, request: web.BaseRequest, directory: Path) -> web.StreamResponse:
         fmt = choose(request.headers.get("Accept"))
         opened = _open_inside(self.web, directory / fmt.filename)
         if opened is None:
@@ -160,7 +171,7 @@ class MirrorServer:
             headers["Content-Encoding"] = "gzip"
         return web.Response(status=HTTPStatus.OK, body=data, headers=headers)
 
-    async def _file(self, request: web.Request, path: Path) -> web.StreamResponse:
+    async def _file(self, request: web.BaseRequest, path: Path) -> web.StreamResponse:
         opened = _open_inside(self.web, path)
         if opened is None:
             return _status(HTTPStatus.NOT_FOUND)
@@ -191,9 +202,16 @@ class MirrorServer:
             headers["Content-Length"] = str(length)
             response = web.StreamResponse(status=status, headers=headers)
             await response.prepare(request)
-            if request.method == "GET" and length:
-                await _send(request, response, handle, start, length)
-            await response.write_eof()
+            try:
+                if request.method == "GET" and length:
+                    await _send(request, handle, start, length)
+                await response.write_eof()
+            except (ConnectionError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # the status line is out: all that is left is to cut the connection
+                self._log(f"mirror serve: error: sending {path}: {type(exc).__name__}: {exc}")
+                if request.transport is not None:
+                    request.transport.close()
             return response
 
 
@@ -241,7 +259,7 @@ def _read_page(opened: _Opened, gzipped: bool) -> bytes:
     return gzip.compress(data, compresslevel=6, mtime=0) if gzipped else data
 
 
-async def _send(request: web.Request, response: web.StreamResponse, handle: object, start: int, length: int) -> None:
+async def _send(request: web.BaseRequest, handle: object, start: int, length: int) -> None:
     """``length`` bytes of the file from ``start``: ``sendfile`` where the transport allows it."""
     transport = request.transport
     if transport is None:
@@ -259,6 +277,32 @@ def _not_modified(headers: dict[str, str]) -> web.StreamResponse:
 def _status(status: HTTPStatus, headers: dict[str, str] | None = None) -> web.Response:
     text = f"{status.value} {status.phrase}\n".encode()
     return web.Response(status=status, body=text, headers={**(headers or {}), "Content-Type": "text/plain"})
+
+
+class _OneLine(logging.Formatter):
+    """aiohttp's own complaints (a malformed request, a client gone mid-answer): one line, no traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"mirror serve: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            text += f": {type(exc).__name__}: {exc}"
+        return _printable(text)
+
+
+def _one_line_logger() -> logging.Logger:
+    # A Logger of our own, not one from logging.getLogger: no process-wide registry, no global config.
+    logger = logging.Logger("mirror.serve", logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    logger.addHandler(handler)
+    return logger
+
+
+def _printable(text: str, limit: int = 500) -> str:
+    """A log line: control characters escaped (no injected lines), long ones cut."""
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return escaped if len(escaped) <= limit else escaped[:limit] + "..."
 
 
 def _accepts_gzip(header: str) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from aiohttp.web import Request, StreamResponse
+from aiohttp.web import BaseRequest, StreamResponse
 
 from mirror.cli import main
 from mirror.core.negotiate import PageFormat
@@ -474,7 +474,7 @@ def test_a_mirror_of_a_served_mirror_gets_304s_on_a_noop_rerun(
 class _Faulty(MirrorServer):
     """A fault injected into one request's handling: what any unforeseen handler error looks like."""
 
-    async def _answer(self, request: Request) -> StreamResponse:
+    async def _answer(self, request: BaseRequest) -> StreamResponse:
         if request.path == "/boom":
             raise RuntimeError("injected fault")
         return await super()._answer(request)
