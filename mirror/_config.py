@@ -229,7 +229,7 @@ def parse(raw: Mapping[str, Any], source: Path) -> Config:
         retries=values["retries"],
         stale_retries=values["stale-retries"],
         verify_tls=values["verify-tls"],
-        ca_bundle=(source.parent / Path(bundle).expanduser()) if bundle else None,
+        ca_bundle=(source.parent / _expand(bundle, "ca-bundle", source)) if bundle else None,
         http2=values["http2"],
         contact=values["contact"],
         require_hashes=values["require-hashes"],
@@ -245,9 +245,17 @@ def parse(raw: Mapping[str, Any], source: Path) -> Config:
     )
 
 
+def _expand(value: str, key: str, source: Path) -> Path:
+    """``~`` and ``~user`` expanded; a user who does not exist is a config error, not a RuntimeError."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        raise ConfigError(f"{source}: [mirror] {key} starts with ~ but names no known user (got {value!r})") from None
+
+
 def _directory(value: str, source: Path) -> Path:
     """The mirror directory, absolute; a file system root is refused (it would get /web, /state)."""
-    directory = Path(value).expanduser()
+    directory = _expand(value, "directory", source)
     if not directory.is_absolute():
         directory = (source.parent / directory).resolve()
     if Path(os.path.normpath(directory)) == Path(directory.anchor) or directory.resolve() == Path(directory.anchor):
@@ -259,7 +267,7 @@ def _directory(value: str, source: Path) -> Path:
 
 
 def _metrics_file(value: str, directory: Path, source: Path) -> Path:
-    path = source.parent / Path(value).expanduser()
+    path = source.parent / _expand(value, "metrics-file", source)
     if path.is_dir():
         raise ConfigError(f"{source}: [mirror] metrics-file must name a file, but {path} is a directory")
     web = directory / "web"

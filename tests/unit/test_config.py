@@ -45,6 +45,7 @@ def test_minimal_config_gets_defaults(tmp_path):
         ('[mirror]\ndirectory = "m"\nmetrics-file = "/"\n', "metrics-file must name a file"),
         ('[mirror]\ndirectory = "m"\nmetrics-file = "m/web/x.prom"\n', "metrics-file must not be under"),
         ('[mirror]\ndirectory = "/"\n', "directory must not be a file system root"),
+        ('[mirror]\ndirectory = "~no-such-user/m"\n', "directory starts with ~ but names no known user"),
         ('[mirror]\ndirectory = "/srv/.."\n', "directory must not be a file system root"),
         ('[mirror]\ndirectory = "m"\nupstream = "http://127.0.0.1:99999/simple/"\n', "upstream is not a valid URL"),
         ('[mirror]\ndirectory = "m"\nupstream = "http://127.0.0.1:0/simple/"\n', "upstream has port 0"),

@@ -132,6 +132,7 @@ def as_toml(document: dict[str, Any]) -> str | None:
 @example(text='[mirror]\ndirectory = "m"\nmetrics-file = "/"\n')
 @example(text='[mirror]\ndirectory = "m"\nupstream = "http://user:pass@127.0.0.1/simple/"\n')
 @example(text='[mirror]\ndirectory = "/"\n')
+@example(text='[mirror]\ndirectory = "~:"\n')  # found by test_fuzz_every_key: expanduser's RuntimeError
 @example(text='[mirror]\ndirectory = "m"\nupstream = "http://127.0.0.1:99999/simple/"\n')
 @example(text='[mirror]\ndirectory = "m"\nupstream = "http://[::1/simple/"\n')
 def test_fuzz_any_text(text: str) -> None:
