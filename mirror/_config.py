@@ -28,6 +28,8 @@ class Key:
     default: Any
     check: Callable[[Any], str | None] = lambda _value: None
     """Returns a complaint, or None when the value is fine."""
+    show: Callable[[Any], str] = repr
+    """How a complaint quotes the value (the upstream's hides credentials)."""
 
 
 def _between(low: float, high: float) -> Callable[[Any], str | None]:
@@ -35,14 +37,64 @@ def _between(low: float, high: float) -> Callable[[Any], str | None]:
 
 
 def _url(value: Any) -> str | None:
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
+    if _has_control(value) or any(c.isspace() for c in value):
+        return "must be a URL without spaces or control characters"
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
         return "must be an http:// or https:// URL"
+    if parts.username is not None or parts.password is not None:
+        # Refused rather than used: URLs end up in log lines, error messages and state, and a
+        # password must never be printed. Complaints about it never echo the value.
+        return "must not carry credentials (user:password@); mirror does not log in to upstreams"
+    if port == 0:
+        return "has port 0, which no server listens on"
     return None
 
 
+def _contact(value: Any) -> str | None:
+    # It goes into the User-Agent header: printable ASCII only, so no header can be injected.
+    return None if all(" " <= c <= "~" for c in value) else "must be printable ASCII (it is sent in the User-Agent)"
+
+
+def _path(value: Any) -> str | None:
+    return "must not contain control characters (NUL, newline, ...)" if _has_control(value) else None
+
+
+def _file_path(value: Any) -> str | None:
+    if not value:
+        return None
+    if _has_control(value):
+        return _path(value)
+    if value.endswith(("/", "/.", "/..")) or Path(value).name in {"", ".", ".."}:
+        return "must name a file, not a directory"
+    return None
+
+
+def _show_url(value: Any) -> str:
+    """The value for a complaint, credentials hidden; not a string: only its type."""
+    return repr(_hide_credentials(value)) if isinstance(value, str) else f"a {type(value).__name__}"
+
+
+def _hide_credentials(value: str) -> str:
+    if "@" not in value:
+        return value
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return "***"
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}://***@{netloc.rpartition('@')[2]}{slash}{path}" if "@" in netloc else value
+
+
+def _has_control(value: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+
+
 def _nonempty(value: Any) -> str | None:
-    return None if value else "must not be empty"
+    return _path(value) if value else "must not be empty"
 
 
 DIFF_FORMATS = ("mirror", "bandersnatch", "both")
@@ -54,15 +106,15 @@ def _diff_format(value: Any) -> str | None:
 
 MIRROR_KEYS: tuple[Key, ...] = (
     Key("directory", str, None, _nonempty),
-    Key("upstream", str, None, _url),
+    Key("upstream", str, None, _url, lambda value: _show_url(value)),
     Key("workers", int, 16, _between(1, 64)),
     Key("timeout", (int, float), 30.0, _between(1, 3600)),
     Key("retries", int, 4, _between(0, 20)),
     Key("stale-retries", int, 2, _between(0, 10)),
     Key("verify-tls", bool, True),
-    Key("ca-bundle", str, ""),
+    Key("ca-bundle", str, "", _file_path),
     Key("http2", bool, False),
-    Key("contact", str, ""),
+    Key("contact", str, "", _contact),
     Key("require-hashes", bool, True),
     Key("fsync", bool, False),
     Key("max-delete-fraction", (int, float), 0.2, _between(0.0, 1.0)),
@@ -70,7 +122,7 @@ MIRROR_KEYS: tuple[Key, ...] = (
     Key("max-page-mb", int, 128, _between(1, 4096)),
     Key("max-page-files", int, 100_000, _between(1, 10_000_000)),
     Key("max-root-mb", int, 512, _between(1, 1_048_576)),
-    Key("metrics-file", str, ""),
+    Key("metrics-file", str, "", _file_path),
     Key("diff-keep", int, 100, _between(0, 100_000)),
     Key("diff-format", str, "mirror", _diff_format),
 )
@@ -164,9 +216,7 @@ def parse(raw: Mapping[str, Any], source: Path) -> Config:
     values = _values(mirror, MIRROR_KEYS, "mirror", source)
     if values["directory"] is None:
         raise ConfigError(f"{source}: [mirror] directory is required")
-    directory = Path(values["directory"]).expanduser()
-    if not directory.is_absolute():
-        directory = (source.parent / directory).resolve()
+    directory = _directory(values["directory"], source)
     upstream = values["upstream"]
     if upstream is not None and not upstream.endswith("/"):
         upstream += "/"
@@ -181,7 +231,7 @@ def parse(raw: Mapping[str, Any], source: Path) -> Config:
         retries=values["retries"],
         stale_retries=values["stale-retries"],
         verify_tls=values["verify-tls"],
-        ca_bundle=(source.parent / Path(bundle).expanduser()) if bundle else None,
+        ca_bundle=(source.parent / _expand(bundle, "ca-bundle", source)) if bundle else None,
         http2=values["http2"],
         contact=values["contact"],
         require_hashes=values["require-hashes"],
@@ -191,11 +241,42 @@ def parse(raw: Mapping[str, Any], source: Path) -> Config:
         max_page_bytes=values["max-page-mb"] * 1024 * 1024,
         max_page_files=values["max-page-files"],
         max_root_bytes=values["max-root-mb"] * 1024 * 1024,
-        metrics_file=(source.parent / Path(metrics).expanduser()) if metrics else None,
+        metrics_file=_metrics_file(metrics, directory, source) if metrics else None,
         diff_keep=values["diff-keep"],
         diff_format=values["diff-format"],
         filters=_filters(raw, source),
     )
+
+
+def _expand(value: str, key: str, source: Path) -> Path:
+    """``~`` and ``~user`` expanded; a user who does not exist is a config error, not a RuntimeError."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        raise ConfigError(f"{source}: [mirror] {key} starts with ~ but names no known user (got {value!r})") from None
+
+
+def _directory(value: str, source: Path) -> Path:
+    """The mirror directory, absolute; a file system root is refused (it would get /web, /state)."""
+    directory = _expand(value, "directory", source)
+    if not directory.is_absolute():
+        directory = (source.parent / directory).resolve()
+    if Path(os.path.normpath(directory)) == Path(directory.anchor) or directory.resolve() == Path(directory.anchor):
+        raise ConfigError(
+            f"{source}: [mirror] directory must not be a file system root (got {value!r}): "
+            "name a directory of its own, e.g. /srv/pypi"
+        )
+    return directory
+
+
+def _metrics_file(value: str, directory: Path, source: Path) -> Path:
+    path = source.parent / _expand(value, "metrics-file", source)
+    if path.is_dir():
+        raise ConfigError(f"{source}: [mirror] metrics-file must name a file, but {path} is a directory")
+    web = directory / "web"
+    if Path(os.path.normpath(path)).is_relative_to(web) or path.resolve().is_relative_to(web.resolve()):
+        raise ConfigError(f"{source}: [mirror] metrics-file must not be under {web}: everything there is published")
+    return path
 
 
 def _filters(raw: Mapping[str, Any], source: Path) -> FiltersConfig:
@@ -239,10 +320,10 @@ def _values(table: Mapping[str, Any], keys: tuple[Key, ...], section: str, sourc
         value = table[key.name]
         # bool is an int to Python; a `workers = true` is still a type error to a person.
         if not isinstance(value, key.kind) or (isinstance(value, bool) and key.kind is not bool):
-            raise ConfigError(f"{source}: [{section}] {key.name} must be {_kind_name(key.kind)}, not {value!r}")
+            raise ConfigError(f"{source}: [{section}] {key.name} must be {_kind_name(key.kind)}, not {key.show(value)}")
         complaint = key.check(value)
         if complaint:
-            raise ConfigError(f"{source}: [{section}] {key.name} {complaint} (got {value!r})")
+            raise ConfigError(f"{source}: [{section}] {key.name} {complaint} (got {key.show(value)})")
         values[key.name] = value
     return values
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import os
 import shutil
@@ -10,7 +11,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import pytest
 
@@ -121,8 +122,26 @@ class InThread:
         self._server.server_close()
 
 
-class Serve(InThread):
-    """``mirror serve``'s server in a thread of this process."""
+class Serve:
+    """``mirror serve``'s server on its own event loop in a thread of this process."""
 
-    def __init__(self, web: Path) -> None:
-        super().__init__(MirrorServer(web, ("127.0.0.1", 0), log=False))
+    def __init__(self, web: Path, server_class: type[MirrorServer] = MirrorServer, **options: Any) -> None:
+        options.setdefault("log", False)
+        self.server = server_class(web, "127.0.0.1", 0, **options)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(timeout=30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.close(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()

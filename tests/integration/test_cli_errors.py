@@ -174,3 +174,36 @@ def test_full_disk_leaves_the_last_good_mirror(upstream: FakePyPI, mirror: Mirro
     check_tree(mirror.web)
     assert mirror.run("sync") == EXIT_OK
     check_tree(mirror.web)
+
+
+@pytest.mark.parametrize(
+    ("mirror_table", "command", "named"),
+    [
+        # Reproductions from issue 12: tracebacks, or accepted.
+        ('directory = "m\\u0000x"', "sync", "directory"),
+        ('directory = "m"\nupstream = "http://127.0.0.1:1/simple/"\nmetrics-file = "/"', "sync", "metrics-file"),
+        ('directory = "m"\nupstream = "http://mirror:hunter2@127.0.0.1:1/simple/"', "sync", "upstream"),
+        ('directory = "/"', "status", "directory"),  # status: were the check missing, it only reads
+        ('directory = "m"\nupstream = "http://127.0.0.1:99999/simple/"', "sync", "upstream"),
+    ],
+)
+def test_bad_values_are_one_line_naming_key_and_file(
+    tmp_path: Path, mirror_table: str, command: str, named: str
+) -> None:
+    (tmp_path / "mirror.toml").write_text(f"[mirror]\n{mirror_table}\n")
+    result = run("--config", "mirror.toml", command, cwd=tmp_path)
+    assert result.returncode == EXIT_CONFIG
+    line = one_line(result)
+    assert f"[mirror] {named} " in line and "mirror.toml" in line
+    assert "hunter2" not in result.stderr + result.stdout
+    assert not (tmp_path / "m").exists()
+
+
+def test_sync_into_a_directory_that_is_not_a_mirror_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "thesis.tex").write_text("years of work")
+    (tmp_path / "mirror.toml").write_text('[mirror]\ndirectory = "home"\nupstream = "http://127.0.0.1:1/simple/"\n')
+    result = run("sync", cwd=tmp_path)
+    assert result.returncode == EXIT_CONFIG
+    assert "is not empty and holds no mirror (thesis.tex)" in one_line(result)
+    assert [p.name for p in (tmp_path / "home").iterdir()] == ["thesis.tex"]

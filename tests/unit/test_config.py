@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from mirror import _config as config
+from mirror.cli.common import prepare_directory
 from mirror.errors import ConfigError
 
 STARTER = Path(__file__).parents[2] / "mirror" / "starter.toml"
@@ -39,6 +40,20 @@ def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
             '[mirror]\ndirectory = "m"\n[filters]\nenabled = []\n[filters.allowlist]\nprojects = []\n',
             "not in [filters] enabled",
         ),
+        # Reproductions from issue 12 (each was a traceback, or was accepted):
+        ('[mirror]\ndirectory = "m\\u0000x"\n', "directory must not contain control characters"),
+        ('[mirror]\ndirectory = "m"\nmetrics-file = "/"\n', "metrics-file must name a file"),
+        ('[mirror]\ndirectory = "m"\nmetrics-file = "m/web/x.prom"\n', "metrics-file must not be under"),
+        ('[mirror]\ndirectory = "/"\n', "directory must not be a file system root"),
+        ('[mirror]\ndirectory = "~no-such-user/m"\n', "directory starts with ~ but names no known user"),
+        ('[mirror]\ndirectory = "/srv/.."\n', "directory must not be a file system root"),
+        ('[mirror]\ndirectory = "m"\nupstream = "http://127.0.0.1:99999/simple/"\n', "upstream is not a valid URL"),
+        ('[mirror]\ndirectory = "m"\nupstream = "http://127.0.0.1:0/simple/"\n', "upstream has port 0"),
+        ('[mirror]\ndirectory = "m"\nupstream = "http://[::1/simple/"\n', "upstream is not a valid URL"),
+        ('[mirror]\ndirectory = "m"\nupstream = "http:///simple/"\n', "upstream must be an http"),
+        ('[mirror]\ndirectory = "m"\nupstream = "http://x/ simple/"\n', "upstream must be a URL without spaces"),
+        ('[mirror]\ndirectory = "m"\ncontact = "a\\r\\nX-Evil: 1"\n', "contact must be printable ASCII"),
+        ('[mirror]\ndirectory = "m"\nca-bundle = "x\\u0000"\n', "ca-bundle must not contain control characters"),
     ],
 )
 def test_bad_configs_name_the_key_and_the_file(tmp_path: Path, text: str, message: str) -> None:
@@ -80,3 +95,81 @@ def test_starter_config_is_valid_and_documents_every_key() -> None:
             name, value = line[2:].split(" = ", 1)
             declared = next(k for k in config.MIRROR_KEYS if k.name == name).default
             assert tomllib.loads(f"v = {value}")["v"] == declared, name
+
+
+@pytest.mark.parametrize(
+    "upstream",
+    ["http://user:hunter2@127.0.0.1/simple/", "https://:hunter2@example.org/simple/", "http://hunter2@h/"],
+)
+def test_credentials_in_the_upstream_are_refused_and_never_shown(tmp_path: Path, upstream: str) -> None:
+    path = write(tmp_path, f'[mirror]\ndirectory = "m"\nupstream = "{upstream}"\n')
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    assert "must not carry credentials" in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
+def test_a_credential_of_the_wrong_type_is_not_shown_either(tmp_path: Path) -> None:
+    path = write(tmp_path, '[mirror]\ndirectory = "m"\nupstream = ["http://u:hunter2@h/"]\n')
+    with pytest.raises(ConfigError, match="upstream must be a string") as info:
+        config.load(path)
+    assert "hunter2" not in str(info.value)
+
+
+def test_metrics_file_outside_the_mirror_is_fine(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, '[mirror]\ndirectory = "m"\nmetrics-file = "textfile/mirror.prom"\n'))
+    assert cfg.metrics_path == tmp_path / "textfile" / "mirror.prom"
+
+
+def test_metrics_file_naming_an_existing_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "textfile").mkdir()
+    with pytest.raises(ConfigError, match="is a directory"):
+        config.load(write(tmp_path, '[mirror]\ndirectory = "m"\nmetrics-file = "textfile"\n'))
+
+
+# -- which existing directories may become a mirror (mirror.cli.common.prepare_directory) ---------
+
+
+def prepared(tmp_path: Path, directory: str) -> config.Config:
+    cfg = config.load(write(tmp_path, f'[mirror]\ndirectory = "{directory}"\n'))
+    prepare_directory(cfg)
+    return cfg
+
+
+def test_a_new_or_empty_directory_becomes_a_mirror(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    for name in ("new", "empty"):
+        cfg = prepared(tmp_path, name)
+        assert cfg.web.is_dir() and cfg.state_dir.is_dir()
+
+
+def test_a_directory_holding_only_the_config_diffs_and_lost_found_becomes_a_mirror(tmp_path: Path) -> None:
+    (tmp_path / "diffs").mkdir()
+    (tmp_path / "lost+found").mkdir()
+    cfg = prepared(tmp_path, ".")
+    assert cfg.web.is_dir() and (tmp_path / "web").is_dir()
+
+
+def test_an_existing_bandersnatch_tree_is_a_mirror(tmp_path: Path) -> None:
+    tree = tmp_path / "bandersnatch"
+    (tree / "web" / "simple").mkdir(parents=True)
+    (tree / "web" / "simple" / "index.html").write_text("<html></html>")
+    (tree / "generation").write_text("5")
+    (tree / "status").write_text("1234")
+    (tree / "todo").write_text("")
+    cfg = prepared(tmp_path, "bandersnatch")
+    assert cfg.state_dir.is_dir()
+
+
+@pytest.mark.parametrize("contents", [["notes.txt"], [".bashrc", "Documents"], ["etc", "usr", "var", "home", "srv"]])
+def test_a_non_empty_directory_that_is_not_a_mirror_is_refused(tmp_path: Path, contents: list[str]) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in contents:
+        (home / name).mkdir()
+    with pytest.raises(ConfigError) as info:
+        prepared(tmp_path, "home")
+    message = str(info.value)
+    assert "is not empty and holds no mirror" in message and "mirror.toml" in message
+    assert contents[0] in message or sorted(contents)[0] in message
+    assert sorted(p.name for p in home.iterdir()) == sorted(contents)  # nothing created in it
