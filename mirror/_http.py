@@ -197,6 +197,18 @@ class Upstream:
 
         return await self._with_retries(lambda: self._page_once(url, headers, read))
 
+    async def root_size(self, url: str) -> int | None:
+        """The size the root index would have (a HEAD request's Content-Length); None if it cannot say."""
+
+        async def once() -> int | None:
+            async with self._request("HEAD", url, {"Accept": ACCEPT}) as response:
+                if response.status_code in _RETRY_STATUS:
+                    _raise_for_status(response)
+                declared = response.headers.get("content-length", "")
+                return int(declared) if 200 <= response.status_code < 300 and declared.isdigit() else None
+
+        return await self._with_retries(once)
+
     async def download_root(
         self, url: str, writer_factory: Callable[[], AsyncWriter], *, etag: str | None, last_modified: str | None
     ) -> Page | None:

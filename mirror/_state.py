@@ -187,6 +187,15 @@ class State:
         self._db.executemany("INSERT INTO work (action, name, serial) VALUES (?, ?, ?)", rows)
         self.commit()
 
+    def queue_deletions(self, names: Iterable[str]) -> None:
+        """Add project deletions to the work list (names already queued for deletion are skipped)."""
+        self._db.executemany(
+            "INSERT INTO work (action, name, serial) SELECT 'delete', ?, NULL "
+            "WHERE NOT EXISTS (SELECT 1 FROM work WHERE action = 'delete' AND name = ?)",
+            ((name, name) for name in names),
+        )
+        self.commit()
+
     def count_work(self, action: Action) -> int:
         row = self._db.execute("SELECT count(*) FROM work WHERE action = ?", (action.value,)).fetchone()
         return int(row[0])

@@ -98,7 +98,7 @@ class _Resolution:
         for name, plan in sorted((syncer.dry_plans or {}).items()):
             syncer.report_dry_plan(name, plan)
         syncer.report.unresolved = sorted(self.unresolved)
-        missing = sorted(n for n in self.wants if syncer.state.upstream_entry(n) is None)
+        missing = sorted(n for n in self.wants if syncer.listed(n) is None)
         if missing:
             syncer.reporter.info(f"dependency closure: {len(missing)} projects not on the upstream, e.g. {missing[0]}")
         syncer.reporter.info(f"dependency closure: {len(self.wants)} projects after {self.rounds} rounds")
@@ -136,7 +136,7 @@ def _work(
     stored = {NormalizedName(n): Want.from_key(t) for n, t in syncer.state.closure().items()}
     refilter = syncer.options.force_check or syncer.filters_changed()
     for name in sorted(todo):
-        entry = syncer.state.upstream_entry(name)
+        entry = syncer.listed(name)
         if entry is None or not syncer.filters.keep_project(name):
             continue
         local = syncer.state.local_project(name)
