@@ -197,15 +197,21 @@ class Upstream:
 
         return await self._with_retries(lambda: self._page_once(url, headers, read))
 
-    async def root_size(self, url: str) -> int | None:
-        """The size the root index would have (a HEAD request's Content-Length); None if it cannot say."""
+    async def root_head(self, url: str) -> tuple[int | None, str | None]:
+        """The root index's size (Content-Length) and format (``json``/``html``) from a HEAD, or None each."""
 
-        async def once() -> int | None:
+        async def once() -> tuple[int | None, str | None]:
             async with self._request("HEAD", url, {"Accept": ACCEPT}) as response:
                 if response.status_code in _RETRY_STATUS:
                     _raise_for_status(response)
+                if not 200 <= response.status_code < 300:
+                    return None, None
                 declared = response.headers.get("content-length", "")
-                return int(declared) if 200 <= response.status_code < 300 and declared.isdigit() else None
+                try:
+                    kind: str | None = _page_format(response)
+                except UpstreamError:
+                    kind = None
+                return (int(declared) if declared.isdigit() else None), kind
 
         return await self._with_retries(once)
 

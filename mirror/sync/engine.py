@@ -60,13 +60,16 @@ ROOT_CACHE = "root-index.body"
 TEMP_JOURNAL = "temp-dirs.journal"
 # After this many projects in a row fail to connect, the upstream is gone, not flaky.
 _UNREACHABLE_STREAK = 25
-# Discovery. When the run wants a finite, known set of projects (named, allowlisted, a stored closure)
-# their pages can be fetched directly instead of the root index. Which is cheaper depends on the root's
-# size: fetching and staging a root costs about as much as ROOT_BYTES_PER_PAGE bytes of it per page
-# fetched directly (benchmarks/discovery.py, against the real index: its 40 MB root takes ~18 s
-# wall, ~8 s CPU; a page fetched directly ~0.01 s of a 16-worker run). So the root is used when it is
-# smaller than that many bytes per wanted project (a small upstream: one request, maybe a 304, tells
-# the serials of all), and pages go direct when the root is large (PyPI: up to ~1000 projects).
+# Discovery. When a run wants a finite, known set of projects (named, allowlisted, a stored closure),
+# their pages can be fetched directly instead of the root index. A root without per-project serials
+# (PEP 503 HTML, as the real index here and pypiserver serve) spares no page fetch: every wanted page
+# is fetched either way, so direct always wins. A JSON root with serials spares the fetches of
+# unchanged projects, and costs its size: measured against the real index (benchmarks/discovery.py)
+# its 40 MB root takes ~18 s wall, ~8 s CPU to fetch and stage, while 100 popular projects' pages
+# (59 MB: popular pages are big) take ~2-8 s; a median project page is ~30 KB. So the root is used
+# when it is smaller than ROOT_BYTES_PER_PAGE bytes per wanted project (a small upstream: one
+# request, often a 304, tells the serials of all), and the pages go direct when the root is large
+# (PyPI's: up to ~1200 wanted projects).
 ROOT_BYTES_PER_PAGE = 32 * 1024
 # A page that 404s in a direct run is asked for once more after this long before its project goes.
 _GONE_RECHECK_SECONDS = 1.0
@@ -139,6 +142,7 @@ class Syncer:
         self._gone: set[NormalizedName] = set()  # held projects whose page now 404s
         self._missing: set[NormalizedName] = set()  # wanted projects the upstream never had
         self._seen_serial: int | None = None
+        self._named: frozenset[NormalizedName] | None = None
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -199,7 +203,9 @@ class Syncer:
         return self._refilter
 
     def _must_refetch(self, name: NormalizedName) -> bool:
-        return self.options.force_check or name in self.replan or self.filters_changed()
+        # Projects named on the command line (and by verify --repair) are looked at for real.
+        named = name in (self._wanted_names() or ())
+        return self.options.force_check or named or name in self.replan or self.filters_changed()
 
     def _filters_key(self) -> str:
         return repr(
@@ -230,10 +236,12 @@ class Syncer:
             # A forced check or changed filters: every project is looked at again.
             yield LocalProject(local.name, None) if forced or local.name in self.replan else local
 
-    def _wanted_names(self) -> set[NormalizedName] | None:
+    def _wanted_names(self) -> frozenset[NormalizedName] | None:
         if not self.options.projects:
             return None
-        return {layout.project_name(name) for name in self.options.projects}
+        if self._named is None:
+            self._named = frozenset(layout.project_name(name) for name in self.options.projects)
+        return self._named
 
     # -- direct discovery: the wanted pages, without the root index ------------------------------------
 
@@ -241,7 +249,7 @@ class Syncer:
         """The projects this run can want, when that is a finite set known before anything is fetched."""
         named = self._wanted_names()
         if named is not None:
-            return frozenset(named)
+            return named
         wanted = self.filters.wanted_projects()
         if wanted is not None and self.filters.dependency_roots() is not None:
             # The closure grows from its roots; the last run's closure is the best guess of its size.
@@ -249,19 +257,22 @@ class Syncer:
         return wanted
 
     async def _direct_is_cheaper(self, wanted: frozenset[NormalizedName] | None) -> bool:
+        """The discovery rule (see ROOT_BYTES_PER_PAGE)."""
         if wanted is None:
             return False
-        size = self.state.get_int("root_bytes")
+        size, serials = self.state.get_int("root_bytes"), self.state.get_meta("serials")
         if size is None:
-            # Learnt once (and on every full fetch of the root): a HEAD costs one small request.
+            # Learnt once, and again on every full fetch of the root: a HEAD costs one small request.
             try:
-                size = await self.upstream.root_size(self.config.require_upstream())
+                size, kind = await self.upstream.root_head(self.config.require_upstream())
             except (TransientError, UpstreamError):
-                size = None
+                size, kind = None, None
             if size is None:
                 return True  # no root, or one that will not say its size: the wanted pages it is
+            serials = "0" if kind == "html" else serials
             self.state.set_meta("root_bytes", size)
-        return size > len(wanted) * ROOT_BYTES_PER_PAGE
+            self.state.set_meta("serials", serials)
+        return serials == "0" or size > len(wanted) * ROOT_BYTES_PER_PAGE
 
     def _go_direct(self, wanted: frozenset[NormalizedName]) -> None:
         self.direct = True
@@ -284,7 +295,13 @@ class Syncer:
             return None if name in self._gone or name in self._missing else IndexEntry(name, None)
         return self.state.upstream_entry(name)
 
+    def _note_listed(self, name: NormalizedName, serial: int | None) -> None:
+        """A direct run keeps the stored listing true of what it saw (verify --repair reads it)."""
+        if self.direct and self.state.upstream_entry(name) != IndexEntry(name, serial):
+            self.state.set_upstream(name, serial)
+
     def _note_gone(self, name: NormalizedName) -> None:
+        self.state.set_upstream(name, None, listed=False)
         if self.state.project(name) is not None:
             self._gone.add(name)
             self.reporter.info(f"{name}: the upstream no longer has it (its page is 404)")
@@ -460,7 +477,7 @@ class Syncer:
             self._connect_streak = 0
 
     async def _sync_project(self, name: NormalizedName, promised: int | None) -> str:
-        page, response = await self._fetch_page(name, promised)
+        page, response, digest = await self._fetch_page(name, promised)
         if page is None:
             return "unchanged"
         plan = plan_project(
@@ -471,7 +488,7 @@ class Syncer:
         if not plan.fetches and not plan.deletes and self._published_as(self._pages(name, plan)):
             # Same files, hashes, yanks, status and metadata as served: no rename, no diff line.
             if not self.options.dry_run:
-                self._remember(name, page.last_serial, response)
+                self._remember(name, page.last_serial, response, digest)
             return "unchanged"
         if self.options.dry_run:
             self._report_dry_plan(name, plan)
@@ -491,12 +508,18 @@ class Syncer:
             self.storage.delete(path)
             self.report.files_deleted += 1
         self.state.remove_files(plan.deletes)
-        self.state.publish_project(name, page.last_serial, response.etag, response.last_modified)
+        self.state.publish_project(name, page.last_serial, response.etag, response.last_modified, digest)
         self._changed = True
         return "synced"
 
-    async def _fetch_page(self, name: NormalizedName, promised: int | None) -> tuple[ProjectPage | None, Page]:
-        """The project's page, fresh enough for the serial the root promised; None if not modified."""
+    async def _fetch_page(
+        self, name: NormalizedName, promised: int | None
+    ) -> tuple[ProjectPage | None, Page, str | None]:
+        """The project's page, fresh enough for the serial the root promised, and its body's sha256.
+
+        None if not modified: a 304, or (for upstreams without validators) the very body the
+        published pages were made from, with the same filters.
+        """
         url = urljoin(self.config.require_upstream(), f"{name}/")
         known = self.state.project(name)
         conditional = promised is None and known is not None and not self._must_refetch(name)
@@ -504,13 +527,18 @@ class Syncer:
         for attempt in range(self.config.stale_retries + 1):
             response = await self._get(url, etag, modified, name, recheck=known is not None)
             if response.not_modified:
-                return None, response
+                return None, response, None
+            digest = hashlib.sha256(response.body).hexdigest()
+            if conditional and digest == self.state.page_digest(name):
+                self._note_listed(name, known[0] if known else None)
+                return None, response, digest
             page = self._parse(name, response)
             serial = response.serial if response.serial is not None else page.last_serial
             if serial is not None and (self._seen_serial is None or serial > self._seen_serial):
                 self._seen_serial = serial
             if check_serial(name, promised, serial):
-                return _with_serial(page, serial), response
+                self._note_listed(name, serial)
+                return _with_serial(page, serial), response, digest
             if attempt < self.config.stale_retries:
                 await anyio.sleep(min(0.5 * 2**attempt, 10.0))
         raise StalePage(
@@ -629,21 +657,12 @@ class Syncer:
                 return False
         return True
 
-    def _remember(self, name: NormalizedName, serial: int | None, response: Page) -> None:
+    def _remember(self, name: NormalizedName, serial: int | None, response: Page, digest: str | None) -> None:
         """Record an unchanged page's validators, only when they moved (the next request can then be a 304)."""
-        local = self.state.local_project(name)
-        known = self.state.project(name)
-        if (
-            local is None
-            or local.serial != serial
-            or known is None
-            or known[1:]
-            != (
-                response.etag,
-                response.last_modified,
-            )
-        ):
-            self.state.publish_project(name, serial, response.etag, response.last_modified)
+        local, known = self.state.local_project(name), self.state.project(name)
+        moved = known is None or known[1:] != (response.etag, response.last_modified)
+        if local is None or local.serial != serial or moved or self.state.page_digest(name) != digest:
+            self.state.publish_project(name, serial, response.etag, response.last_modified, digest)
 
     # -- the root index and deletions -------------------------------------------------------------
 
