@@ -24,6 +24,7 @@ from tests.conftest import ROOT, Mirror, StaticServer, check_tree, clean_env
 from tests.fakepypi import FakePyPI
 from tests.installers import installed, uv_install
 from tests.realservers import DevpiServer, PypiServer, bandersnatch, run_bandersnatch, wheel
+from tests.servers import Serve
 
 pytestmark = pytest.mark.integration
 
@@ -182,3 +183,22 @@ class _LazyStatic(StaticServer):
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         super().__init__(directory)
+
+
+def test_our_own_served_tree(tmp_path: Path) -> None:
+    """A mirror of a mirror: the first one's tree through ``mirror serve``, changed by syncing it."""
+    first = Mirror(tmp_path / "first", tmp_path / "first" / "mirror.toml")
+    first.root.mkdir()
+    with FakePyPI() as fake:
+        first.write_config(fake.simple_url)
+
+        def add(name: str, version: str, requires: tuple[str, ...]) -> None:
+            fake.add_release(name, version, requires_dist=list(requires), sdist=False)
+
+        def settle() -> None:
+            assert first.run("--quiet", "sync") == EXIT_OK
+
+        first.web.mkdir(parents=True)
+        with Serve(first.web) as served:
+            up = Upstream(f"{served.url}simple/", add, fake.remove_release, fake.remove_project, settle=settle)
+            _exercise(up, tmp_path)
