@@ -67,6 +67,8 @@ MIRROR_KEYS: tuple[Key, ...] = (
     Key("fsync", bool, False),
     Key("max-delete-fraction", (int, float), 0.2, _between(0.0, 1.0)),
     Key("max-page-mb", int, 128, _between(1, 4096)),
+    Key("max-page-files", int, 100_000, _between(1, 10_000_000)),
+    Key("max-root-mb", int, 512, _between(1, 1_048_576)),
     Key("metrics-file", str, ""),
     Key("diff-keep", int, 100, _between(0, 100_000)),
     Key("diff-format", str, "mirror", _diff_format),
@@ -98,6 +100,8 @@ class Config:
     fsync: bool = False
     max_delete_fraction: float = 0.2
     max_page_bytes: int = 128 * 1024 * 1024
+    max_page_files: int = 100_000
+    max_root_bytes: int = 512 * 1024 * 1024
     metrics_file: Path | None = None
     diff_keep: int = 100
     diff_format: str = "mirror"
@@ -182,6 +186,8 @@ def parse(raw: Mapping[str, Any], source: Path) -> Config:
         fsync=values["fsync"],
         max_delete_fraction=float(values["max-delete-fraction"]),
         max_page_bytes=values["max-page-mb"] * 1024 * 1024,
+        max_page_files=values["max-page-files"],
+        max_root_bytes=values["max-root-mb"] * 1024 * 1024,
         metrics_file=(source.parent / Path(metrics).expanduser()) if metrics else None,
         diff_keep=values["diff-keep"],
         diff_format=values["diff-format"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import io
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -30,6 +31,7 @@ from tenacity import (
 
 from mirror import __version__
 from mirror._config import Config
+from mirror._decoding import ACCEPT_ENCODING, BoundedDecoder, DecodeError
 from mirror.core.models import Hashes
 from mirror.errors import ConfigError, IntegrityError, UpstreamError
 from mirror.storage.base import AsyncWriter
@@ -123,7 +125,8 @@ class _Client(httpx.AsyncClient):
 def make_client(config: Config) -> httpx.AsyncClient:
     timeout = httpx.Timeout(config.timeout)
     limits = httpx.Limits(max_connections=config.workers, max_keepalive_connections=config.workers)
-    headers = {"User-Agent": user_agent(config.contact)}
+    # Only what mirror._decoding decodes in bounded pieces (httpx would add br/zstd when installed).
+    headers = {"User-Agent": user_agent(config.contact), "Accept-Encoding": ACCEPT_ENCODING}
     verify = _ssl_context(config)
     if config.http2:
         try:
@@ -226,7 +229,7 @@ class Upstream:
         headers = _page_headers(etag, last_modified)
 
         async def read(response: httpx.Response) -> bytes:
-            await self._stream_into(response, writer_factory(), None, None)
+            await self._stream_into(response, writer_factory(), None, None, limit=self._config.max_root_bytes)
             return b""
 
         return await self._with_retries(lambda: self._page_once(url, headers, read))
@@ -248,15 +251,15 @@ class Upstream:
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise UpstreamError(f"{response.url}: page of {int(declared)} bytes exceeds the {limit // 2**20} MB limit")
-        chunks: list[bytes] = []
-        total = 0
+        # One growing buffer whose bytes getvalue() hands over without a copy: a list of chunks
+        # and its join held every large page twice at its peak.
+        body = io.BytesIO()
         async for chunk in _stream(response):
-            total += len(chunk)
-            if total > limit:
+            if body.tell() + len(chunk) > limit:
                 raise UpstreamError(f"{response.url}: page exceeds the {limit // 2**20} MB limit")
-            chunks.append(chunk)
-        self.counters.bytes += total
-        return b"".join(chunks)
+            body.write(chunk)
+        self.counters.bytes += body.tell()
+        return body.getvalue()
 
     async def download(
         self, url: str, writer_factory: Callable[[], AsyncWriter], size: int | None, hashes: Hashes
@@ -277,9 +280,15 @@ class Upstream:
         return await self._with_retries(once)
 
     async def _stream_into(
-        self, response: httpx.Response, writer: AsyncWriter, size: int | None, hashes: Hashes | None
+        self,
+        response: httpx.Response,
+        writer: AsyncWriter,
+        size: int | None,
+        hashes: Hashes | None,
+        *,
+        limit: int | None = None,
     ) -> Fetched:
-        check = _Checker(str(response.url), size, hashes)
+        check = _Checker(str(response.url), size, hashes, limit)
         try:
             async for chunk in _stream(response):
                 check.update(chunk)
@@ -308,18 +317,23 @@ class Upstream:
 
 
 async def _stream(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The decoded body, in pieces of at most ``_READ_SIZE`` (see :mod:`mirror._decoding`)."""
+    decoder = BoundedDecoder(response.headers.get("content-encoding", ""), _READ_SIZE)
     try:
-        async for chunk in response.aiter_bytes():
-            yield chunk
-    except (httpx.TransportError, httpx.DecodingError) as exc:
+        async for chunk in response.aiter_raw():
+            for piece in decoder.decode(chunk):
+                yield piece
+    except httpx.TransportError as exc:
         raise TransientError(f"{response.url}: {type(exc).__name__} while reading: {exc}") from exc
+    except DecodeError as exc:
+        raise TransientError(f"{response.url}: body does not decode: {exc}") from exc
 
 
 class _Checker:
     """Counts and hashes a body while it streams; stops early when it outgrows its declared size."""
 
-    def __init__(self, url: str, size: int | None, hashes: Hashes | None) -> None:
-        self._url, self._size = url, size
+    def __init__(self, url: str, size: int | None, hashes: Hashes | None, limit: int | None = None) -> None:
+        self._url, self._size, self._limit = url, size, limit
         self._sha256 = hashlib.sha256()
         self._other: tuple[str, str, Any] | None = None
         expected = dict(hashes or {})
@@ -335,6 +349,8 @@ class _Checker:
         self._count += len(chunk)
         if self._size is not None and self._count > self._size:
             raise IntegrityError(f"{self._url}: more bytes than the declared {self._size}")
+        if self._limit is not None and self._count > self._limit:
+            raise UpstreamError(f"{self._url}: more than {self._limit // 2**20} MB (max-root-mb)")
         self._sha256.update(chunk)
         if self._other is not None:
             self._other[2].update(chunk)

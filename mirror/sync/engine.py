@@ -137,7 +137,7 @@ class Syncer:
         self._refilter: bool | None = None
         # A dry run resolving a closure keeps each plan, to read the metadata it would fetch.
         self.dry_plans: dict[NormalizedName, ProjectPlan] | None = None
-        # Direct discovery: the wanted pages are fetched without the root index (see DIRECT_MAX).
+        # Direct discovery: the wanted pages are fetched without the root index (see ROOT_BYTES_PER_PAGE).
         self.direct = False
         self._gone: set[NormalizedName] = set()  # held projects whose page now 404s
         self._missing: set[NormalizedName] = set()  # wanted projects the upstream never had
@@ -149,6 +149,7 @@ class Syncer:
     async def run(self) -> RunReport:
         if not self.options.dry_run:
             self._clean_journal()
+            _discard_root_cache(self.config.state_dir)
         wanted = self._wanted_estimate()
         root = None if await self._direct_is_cheaper(wanted) else await self._refresh_root(wanted)
         if root is None:
@@ -562,9 +563,9 @@ class Syncer:
 
     def _parse(self, name: NormalizedName, response: Page) -> ProjectPage:
         if response.format == "json":
-            page = parse.parse_project_json(response.body, response.url)
+            page = parse.parse_project_json(response.body, response.url, max_files=self.config.max_page_files)
         else:
-            page = parse.parse_project_html(response.body, response.url, name)
+            page = parse.parse_project_html(response.body, response.url, name, max_files=self.config.max_page_files)
         if page.name != name:
             raise UpstreamError(f"{name}: the upstream page is for another project ({page.name!r})")
         return page
@@ -586,10 +587,18 @@ class Syncer:
     async def _fetch_files(self, name: str, plan: ProjectPlan) -> None:
         # Distribution files first, then their metadata (ARCHITECTURE.md, "Publication order").
         for batch, required in ((plan.downloads, True), (plan.metadata, False)):
+            # At most `workers` tasks per project, pulling from one iterator: a task per file cost
+            # 7.6 GB for a page of 900,000 links; requests are bounded by the upstream's limiter anyway.
+            queue = iter(batch)
+
+            async def drain(queue: Iterator[Download] = queue, required: bool = required) -> None:
+                for download in queue:
+                    await self._fetch_file(name, download, required)
+
             try:
                 async with anyio.create_task_group() as group:
-                    for download in batch:
-                        group.start_soon(self._fetch_file, name, download, required)
+                    for _ in range(min(self.config.workers, len(batch))):
+                        group.start_soon(drain)
             except BaseExceptionGroup as group_error:
                 raise unwrap(group_error) from None
 
@@ -792,6 +801,14 @@ class _PathWriter:
         self._file.close()
         with contextlib.suppress(FileNotFoundError):
             self._temp.unlink()
+
+
+def _discard_root_cache(state_dir: Path) -> None:
+    """Remove the root body a killed run left (it can be gigabytes); the lock we hold proves it dead."""
+    cache = state_dir / ROOT_CACHE
+    for path in (cache, cache.with_name(cache.name + layout.TEMP_SUFFIX)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _about(name: str, exc: Exception) -> str:

@@ -40,8 +40,8 @@ async def fetch_page(config: Config, name: str) -> ProjectPage:
     if response is None:
         raise UpstreamError(f"{project}: the upstream has no such project ({url} is 404)")
     if response.format == "json":
-        return parse.parse_project_json(response.body, response.url)
-    return parse.parse_project_html(response.body, response.url, project)
+        return parse.parse_project_json(response.body, response.url, max_files=config.max_page_files)
+    return parse.parse_project_html(response.body, response.url, project, max_files=config.max_page_files)
 
 
 def explain_lines(chain: FilterChain, page: ProjectPage) -> Iterator[str]:

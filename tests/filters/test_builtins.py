@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mirror_plugins import environments, names, projects, releases, size, yanked
 from packaging.utils import canonicalize_name
 
 from mirror.core.filters import FilterChain, ProjectFilter
 from mirror.errors import ConfigError
 from mirror.testing import build, dist, explain, kept, page
+from mirror_plugins import environments, names, projects, releases, size, yanked
 
 N = canonicalize_name
 

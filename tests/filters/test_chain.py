@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from mirror_plugins import projects, releases
 from packaging.utils import canonicalize_name
 
 from mirror.core.closure import Want
 from mirror.core.filters import FilterChain, Release, file_version, group_releases
 from mirror.testing import build, dist, page
+from mirror_plugins import projects, releases
 
 N = canonicalize_name
 

@@ -43,6 +43,12 @@ _HEX_RE: Final = re.compile(r"[0-9a-fA-F]+")
 _API_VERSION_RE: Final = re.compile(r"([0-9]{1,9})\.([0-9]{1,9})")
 # A project is a directory under web/simple/: a longer name cannot be written on any common filesystem.
 MAX_NAME: Final = 255
+MAX_FILES: Final = 100_000
+"""Default bound on the links of one project page (PyPI's largest, ddtrace, lists about 47,000 files)."""
+# A JSON file entry is at most 4 objects (itself, hashes, core-metadata, data-dist-info-metadata),
+# and the page adds 3 (top, meta, project-status).
+_OBJECTS_PER_FILE: Final = 4
+_PAGE_OBJECTS: Final = 3
 _NORMALIZED_RE: Final = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _SERIAL_RE: Final = re.compile(r"SERIAL\s+([0-9]{1,18})")
 _SUPPORTED_MAJOR: Final = 1
@@ -173,3 +179,18 @@ def derive_versions(files: Iterable[DistFile]) -> tuple[str, ...]:
             continue
         found.setdefault(str(version), version)
     return tuple(sorted(found, key=lambda text: (found[text], text)))
+
+
+def _too_many_files(max_files: int) -> _Invalid:
+    return _Invalid(f"lists more than {max_files} files (max-page-files)")
+
+
+def _check_json_size(body: bytes, max_files: int) -> None:
+    """Refuse, before parsing, a JSON page that could hold more than ``max_files`` files.
+
+    Every object costs memory once parsed (a 100 MB page of a million links took gigabytes);
+    ``{`` cannot be escaped outside a string, so its count is a cheap upper bound on the
+    objects ``json.loads`` would build.
+    """
+    if body.count(b"{") > _OBJECTS_PER_FILE * max_files + _PAGE_OBJECTS:
+        raise _too_many_files(max_files)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Callable
 from html.parser import HTMLParser
 
@@ -104,11 +105,19 @@ def _malformed(exc: AssertionError) -> str:
     return f"malformed HTML: {lines[0] if lines else 'bad declaration'}"
 
 
-def _decode_html(body: bytes) -> str:
-    try:
-        return body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _Invalid(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+_FEED_SIZE = 1 << 20
+
+
+def _feed_html(parser: _SimpleHTML, body: bytes) -> None:
+    """Decode and feed ``body`` a MiB at a time: neither a whole decoded copy nor the parser's
+    unprocessed buffer ever holds the page (a page of a million links is 40 MB)."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    for start in range(0, len(body) + 1, _FEED_SIZE):
+        try:
+            text = decoder.decode(body[start : start + _FEED_SIZE], final=start + _FEED_SIZE > len(body))
+        except UnicodeDecodeError as exc:
+            raise _Invalid(f"not UTF-8 ({exc.reason} at byte {start + exc.start})") from None
+        parser.feed_checked(text)
 
 
 def _html_api_version(value: str | None) -> str:

@@ -7,30 +7,41 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 from mirror.core.models import DistFile, Hashes, ProjectPage
 from mirror.core.parse._fields import (
     _DIGEST_HEX_LENGTHS,
+    MAX_FILES,
     _digest,
     _Invalid,
     _join,
     _normalize,
     _short,
     _status,
+    _too_many_files,
 )
-from mirror.core.parse._html import Attrs, _decode_html, _html_api_version, _SimpleHTML
+from mirror.core.parse._html import Attrs, _feed_html, _html_api_version, _SimpleHTML
 from mirror.errors import UpstreamError
 
 
-def parse_project_html(body: bytes, base_url: str, name: str) -> ProjectPage:
-    """Parse a PEP 503 HTML project page fetched from ``base_url`` for project ``name``."""
+def parse_project_html(body: bytes, base_url: str, name: str, *, max_files: int = MAX_FILES) -> ProjectPage:
+    """Parse a PEP 503 HTML project page fetched from ``base_url`` for project ``name``.
+
+    A page with more than ``max_files`` links is refused as soon as the parser meets one more.
+    """
     try:
-        return _project_from_html(body, base_url, name)
+        return _project_from_html(body, base_url, name, max_files)
     except _Invalid as exc:
         raise UpstreamError(f"invalid HTML project page {base_url}: {exc}") from None
 
 
-def _project_from_html(body: bytes, base_url: str, name: str) -> ProjectPage:
+def _project_from_html(body: bytes, base_url: str, name: str, max_files: int) -> ProjectPage:
     project = _normalize(name, "project name")
     anchors: list[Attrs] = []
-    parser = _SimpleHTML(lambda attrs, _text: anchors.append(attrs), collect_text=False)
-    parser.feed_checked(_decode_html(body))
+
+    def on_anchor(attrs: Attrs, _text: str) -> None:
+        if len(anchors) >= max_files:
+            raise _too_many_files(max_files)
+        anchors.append(attrs)
+
+    parser = _SimpleHTML(on_anchor, collect_text=False)
+    _feed_html(parser, body)
     parser.finish()
     _html_api_version(parser.api_version)
     base = base_url if parser.base_href is None else _join(base_url, parser.base_href, "<base href>")

@@ -6,7 +6,9 @@ from typing import Final
 
 from mirror.core.models import DistFile, Hashes, ProjectPage, ProjectStatus
 from mirror.core.parse._fields import (
+    MAX_FILES,
     _api_version,
+    _check_json_size,
     _hashes,
     _Invalid,
     _join,
@@ -15,14 +17,22 @@ from mirror.core.parse._fields import (
     _serial,
     _short,
     _status,
+    _too_many_files,
 )
 from mirror.errors import UpstreamError
 
 
-def parse_project_json(body: bytes, base_url: str) -> ProjectPage:
-    """Parse a PEP 691 JSON project page (any api-version 1.x) fetched from ``base_url``."""
+def parse_project_json(body: bytes, base_url: str, *, max_files: int = MAX_FILES) -> ProjectPage:
+    """Parse a PEP 691 JSON project page (any api-version 1.x) fetched from ``base_url``.
+
+    A page listing more than ``max_files`` files is refused, before parsing where possible.
+    """
     try:
-        return _project_from_json(_load_json(body), base_url)
+        _check_json_size(body, max_files)
+        page = _project_from_json(_load_json(body), base_url)
+        if len(page.files) > max_files:
+            raise _too_many_files(max_files)
+        return page
     except _Invalid as exc:
         raise UpstreamError(f"invalid JSON project page {base_url}: {exc}") from None
 
