@@ -33,6 +33,7 @@ from mirror import __version__
 from mirror._config import Config
 from mirror._decoding import ACCEPT_ENCODING, BoundedDecoder, DecodeError
 from mirror.core.models import Hashes
+from mirror.core.parse import parse_serial
 from mirror.errors import ConfigError, IntegrityError, UpstreamError
 from mirror.storage.base import AsyncWriter
 
@@ -49,6 +50,10 @@ _FIRST_BACKOFF = 0.25
 # The most a body read returns at once (less when less has arrived).
 _READ_SIZE = 1 << 18
 T = TypeVar("T")
+
+
+class NotAPageType(UpstreamError):
+    """The upstream answered a page request with something that is no index page (its Content-Type)."""
 
 
 class TransientError(Exception):
@@ -410,9 +415,8 @@ def _page_headers(etag: str | None, last_modified: str | None) -> dict[str, str]
 
 
 def _page_meta(response: httpx.Response) -> tuple[int | None, str | None, str | None]:
-    serial = response.headers.get("x-pypi-last-serial", "").strip()
     return (
-        int(serial) if serial.isdigit() else None,
+        parse_serial(response.headers.get("x-pypi-last-serial")),
         response.headers.get("etag"),
         response.headers.get("last-modified"),
     )
@@ -424,4 +428,4 @@ def _page_format(response: httpx.Response) -> str:
         return "json"
     if content_type in HTML_TYPES:
         return "html"
-    raise UpstreamError(f"{response.url}: unexpected Content-Type {content_type or '(none)'!r} for an index page")
+    raise NotAPageType(f"{response.url}: unexpected Content-Type {content_type or '(none)'!r} for an index page")

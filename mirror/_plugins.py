@@ -36,6 +36,7 @@ def load_chain(
 ) -> FilterChain:
     found = {ep.name: ep for ep in entry_points(group=GROUP)}
     started = now or datetime.now(UTC)
+    warn = OncePerRun(warn)
     plugins: list[object] = []
     for name in config.enabled:
         if name not in found:
@@ -48,6 +49,23 @@ def load_chain(
         context = PluginContext(name, Path(source).parent, started, warn)
         plugins.append(build(name, factory, config.options.get(name, {}), context, source))
     return FilterChain(tuple(plugins))
+
+
+class OncePerRun:
+    """A plugin's ``warn``: each distinct message is passed on once per run, however often it is given.
+
+    A filter sees every project; the warning it has for one (no upload times, say) would otherwise be
+    repeated for each of 800,000.
+    """
+
+    def __init__(self, warn: Callable[[str], None]) -> None:
+        self._warn = warn
+        self._said: set[str] = set()
+
+    def __call__(self, message: str) -> None:
+        if message not in self._said:
+            self._said.add(message)
+            self._warn(message)
 
 
 def build(name: str, factory: Factory, options: Mapping[str, Any], context: PluginContext, source: str) -> object:

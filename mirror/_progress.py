@@ -21,6 +21,9 @@ class Reporter(Protocol):
 
     def info(self, message: str) -> None: ...
 
+    def detail(self, message: str) -> None:
+        """Shown with ``--verbose`` only (e.g. a field of an upstream page that was left out)."""
+
     def close(self) -> None: ...
 
 
@@ -51,6 +54,10 @@ class PlainReporter:
         if not self._quiet:
             self._line(message)
 
+    def detail(self, message: str) -> None:
+        if self._verbose:
+            self._line(message)
+
     def close(self) -> None:
         pass
 
@@ -58,8 +65,9 @@ class PlainReporter:
 class RichReporter:
     """Two bars (projects; files and bytes) that stay readable however many downloads run at once."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, *, verbose: bool = False) -> None:
         self._console = console or Console(stderr=True)
+        self._verbose = verbose
         self._progress = Progress(
             TextColumn("[bold]{task.description:<9}"),
             BarColumn(),
@@ -102,6 +110,10 @@ class RichReporter:
     def info(self, message: str) -> None:
         self._console.print(message, highlight=False)
 
+    def detail(self, message: str) -> None:
+        if self._verbose:
+            self._console.print(message, highlight=False)
+
     def close(self) -> None:
         self._progress.stop()
 
@@ -109,5 +121,5 @@ class RichReporter:
 def make_reporter(*, quiet: bool, verbose: bool, stream: TextIO | None = None) -> Reporter:
     stream = stream or sys.stderr
     if stream.isatty() and not quiet:
-        return RichReporter(Console(file=stream))
+        return RichReporter(Console(file=stream), verbose=verbose)
     return PlainReporter(stream, quiet=quiet, verbose=verbose)

@@ -43,6 +43,10 @@ class UpstreamUnreachable(EnvironmentFault):
     """The upstream index root cannot be fetched."""
 
 
+class NotAnIndex(EnvironmentFault):
+    """The upstream answers, but what it serves is no simple index (a directory listing, a web page)."""
+
+
 class DeletionGuardTripped(EnvironmentFault):
     """The run would delete more of the mirror than the configured fraction allows."""
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from mirror._plugins import Factory
+from mirror._plugins import Factory, OncePerRun
 from mirror._plugins import build as _build
 from mirror.core.filters import Decision, FilterChain, PluginContext
 from mirror.core.models import DistFile, ProjectPage
@@ -64,9 +64,12 @@ def build(
     config_dir: Path | None = None,
     warnings: list[str] | None = None,
 ) -> object:
-    """Call ``factory`` as ``mirror sync`` does; bad options raise the same ConfigError the CLI shows."""
+    """Call ``factory`` as ``mirror sync`` does; bad options raise the same ConfigError the CLI shows.
+
+    Its warnings go to ``warnings``, each distinct message once (as ``mirror sync`` shows them).
+    """
     sink = warnings if warnings is not None else []
-    context = PluginContext(name, config_dir or Path.cwd(), now, sink.append)
+    context = PluginContext(name, config_dir or Path.cwd(), now, OncePerRun(sink.append))
     return _build(name, factory, options or {}, context, "mirror.toml")
 
 

@@ -113,6 +113,11 @@ def check_tree(web: Path, *, allow_temps: bool = False) -> None:
                 meta = Path(str(target) + ".metadata")
                 assert meta.is_file(), f"{name}: advertised metadata missing for {entry['filename']}"
                 assert sha256_of(meta) == entry["core-metadata"]["sha256"]
+            if entry.get("provenance"):  # PEP 740: beside its file, linked relatively with its hash
+                link, _, fragment = entry["provenance"].partition("#sha256=")
+                provenance = (page_dir / unquote(link)).resolve()
+                assert provenance == Path(str(target) + ".provenance"), f"{name}: {link} is not beside its file"
+                assert sha256_of(provenance) == fragment, f"{name}: hash of {link}"
             for key in ("requires-python", "upload-time"):
                 assert entry.get(key) != "", f"{key} must never be an empty string"
 

@@ -77,6 +77,8 @@ class PluginContext:
     now: datetime
     """The time the run started (UTC): filters never read the clock themselves."""
     warn: Callable[[str], None] = field(default=lambda _message: None)
+    """Tell the person running the mirror something (one line, no trailing period needed). Each distinct
+    message is shown once per run however often it is given: a filter may warn from every page."""
 
 
 @runtime_checkable

@@ -17,14 +17,16 @@ from mirror.errors import UnsafeName
 SIMPLE = "simple"
 PACKAGES = "packages"
 METADATA_SUFFIX = ".metadata"
+PROVENANCE_SUFFIX = ".provenance"
+"""PEP 740: a file's provenance object lies beside it under this suffix."""
 # Temporary files carry this suffix and a leading dot, so no page ever links one
 # and a scan for leftovers is a suffix match.
 TEMP_SUFFIX = ".mirror-tmp"
 PAGE_FILES = ("index.html", "index.v1_html", "index.v1_json")
 
 _MAX_SEGMENT = 255
-# The metadata sibling and the temp name must still fit in one directory entry.
-_MAX_FILENAME = _MAX_SEGMENT - len(METADATA_SUFFIX) - len(TEMP_SUFFIX) - 12
+# The metadata or provenance sibling and the temp name must still fit in one directory entry.
+_MAX_FILENAME = _MAX_SEGMENT - max(len(METADATA_SUFFIX), len(PROVENANCE_SUFFIX)) - len(TEMP_SUFFIX) - 12
 _MAX_DEPTH = 16
 _UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
 _PROJECT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")
@@ -107,6 +109,10 @@ def _packages_segments(url: str) -> list[str] | None:
 
 def metadata_path(path: str) -> str:
     return path + METADATA_SUFFIX
+
+
+def provenance_path(path: str) -> str:
+    return path + PROVENANCE_SUFFIX
 
 
 def relative_link(from_dir: str, path: str) -> str:

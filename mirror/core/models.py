@@ -7,7 +7,7 @@ publishes (relative URLs): parsing produces them, rendering consumes them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from packaging.utils import NormalizedName
 
@@ -16,6 +16,15 @@ Hashes = Mapping[str, str]
 
 # The highest PEP 691 api-version whose fields we carry through correctly (1.4 = PEP 792).
 API_VERSION = "1.4"
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """PEP 740: where a file's provenance object is, and its hashes when the upstream gave any."""
+
+    url: str
+    """Absolute upstream URL when parsed; relative link (no fragment) when published."""
+    hashes: Hashes
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +43,8 @@ class DistFile:
     """False; True (yanked, no reason); or the non-empty reason."""
     core_metadata: bool | Hashes = False
     """PEP 658/714: False; True (available, hashes unknown); or the hashes of the ``.metadata`` file."""
+    provenance: Provenance | None = None
+    """PEP 740: the file's provenance object, when the upstream offers one."""
 
     @property
     def sha256(self) -> str | None:
@@ -68,6 +79,8 @@ class ProjectPage:
     """PEP 700 version list; None when the upstream did not send one (HTML, api 1.0)."""
     last_serial: int | None = None
     status: ProjectStatus | None = None
+    dropped: tuple[str, ...] = field(default=(), compare=False)
+    """Optional fields the parser could not use and left out, one ``what: why`` line each (for --verbose)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from enum import Enum
 from packaging.utils import NormalizedName
 
 from mirror.core import layout
-from mirror.core.models import DistFile, Hashes, IndexEntry, ProjectPage
+from mirror.core.models import DistFile, Hashes, IndexEntry, ProjectPage, Provenance
 from mirror.errors import DeletionGuardTripped, IntegrityError
 
 
@@ -119,6 +119,8 @@ class PlannedFile:
     path: str
     metadata: Download | None
     """The ``.metadata`` to mirror for it, when the upstream offers one with a hash."""
+    provenance: Download | None = None
+    """PEP 740: its provenance object, when the upstream offers one (hash-checked when it gives a hash)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +133,13 @@ class ProjectPlan:
     """``.metadata`` files to fetch, once the distribution files are in place."""
     deletes: tuple[str, ...]
     """Paths the mirror holds for this project that the new page no longer references."""
+    provenance: tuple[Download, ...] = ()
+    """PEP 740 provenance objects to fetch, like ``.metadata``: after the distribution files, before the page."""
 
     @property
     def fetches(self) -> tuple[Download, ...]:
         """Every file to fetch, distributions first."""
-        return (*self.downloads, *self.metadata)
+        return (*self.downloads, *self.metadata, *self.provenance)
 
 
 QUARANTINED = "quarantined"
@@ -159,6 +163,7 @@ def plan_project(
         planned.append(item)
     # A metadata file may never stand where a distribution file goes (a file named "x.whl.metadata").
     planned = [replace(i, metadata=None) if i.metadata and i.metadata.path in seen else i for i in planned]
+    planned = [replace(i, provenance=None) if i.provenance and i.provenance.path in seen else i for i in planned]
     dist_downloads = [
         Download(item.upstream.url, item.path, item.upstream.size, item.upstream.hashes)
         for item in planned
@@ -169,9 +174,17 @@ def plan_project(
         for item in planned
         if item.metadata is not None and not _have(local, item.metadata.path, None, item.metadata.hashes)
     ]
+    provenance_downloads = [
+        item.provenance
+        for item in planned
+        if item.provenance is not None and not _have(local, item.provenance.path, None, item.provenance.hashes)
+    ]
     wanted = seen | {item.metadata.path for item in planned if item.metadata is not None}
+    wanted |= {item.provenance.path for item in planned if item.provenance is not None}
     deletes = tuple(sorted(path for path in local if path not in wanted))
-    return ProjectPlan(page, tuple(planned), tuple(dist_downloads), tuple(meta_downloads), deletes)
+    return ProjectPlan(
+        page, tuple(planned), tuple(dist_downloads), tuple(meta_downloads), deletes, tuple(provenance_downloads)
+    )
 
 
 def _is_quarantined(page: ProjectPage) -> bool:
@@ -186,7 +199,13 @@ def _plan_file(project: NormalizedName, dist: DistFile, require_hashes: bool) ->
             "(set require-hashes = false to mirror files it cannot verify)"
         )
     path = layout.file_path(dist.url, dist.filename, sha256, project)
-    return PlannedFile(dist, path, _plan_metadata(dist, path))
+    return PlannedFile(dist, path, _plan_metadata(dist, path), _plan_provenance(dist, path))
+
+
+def _plan_provenance(dist: DistFile, path: str) -> Download | None:
+    if dist.provenance is None:
+        return None
+    return Download(dist.provenance.url, layout.provenance_path(path), None, dict(dist.provenance.hashes))
 
 
 def _plan_metadata(dist: DistFile, path: str) -> Download | None:
@@ -223,6 +242,7 @@ def published_page(
     for item in plan.files:
         held = on_disk[item.path]
         meta = on_disk.get(item.metadata.path) if item.metadata is not None else None
+        provenance = on_disk.get(item.provenance.path) if item.provenance is not None else None
         files.append(
             replace(
                 item.upstream,
@@ -230,6 +250,9 @@ def published_page(
                 hashes={**item.upstream.hashes, "sha256": held.sha256},
                 size=held.size,
                 core_metadata={"sha256": meta.sha256} if meta is not None else False,
+                provenance=None
+                if provenance is None
+                else Provenance(layout.relative_link(page_dir, provenance.path), {"sha256": provenance.sha256}),
             )
         )
     return replace(plan.page, files=tuple(files), versions=versions)

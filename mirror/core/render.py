@@ -1,10 +1,10 @@
 """Render models into the simple pages pip and uv read from the mirror. Pure and deterministic.
 
 * JSON: PEP 691 at api-version :data:`~mirror.core.models.API_VERSION`, with PEP 700 ``versions``,
-  ``size`` and ``upload-time``, PEP 714 ``core-metadata``, PEP 792 ``project-status``.
+  ``size`` and ``upload-time``, PEP 714 ``core-metadata``, PEP 740 ``provenance``, PEP 792 ``project-status``.
 * HTML: PEP 503 with the PEP 629 version meta, PEP 592 ``data-yanked``, PEP 658/714
-  ``data-core-metadata`` (+ the legacy ``data-dist-info-metadata``), PEP 792 status metas and
-  the ``<!--SERIAL n-->`` comment.
+  ``data-core-metadata`` (+ the legacy ``data-dist-info-metadata``), PEP 740 ``data-provenance``,
+  PEP 792 status metas and the ``<!--SERIAL n-->`` comment.
 
 The same model always renders to the same bytes: hash objects are written in sorted order and
 nothing depends on mapping insertion order. Files keep the model's order.
@@ -31,7 +31,7 @@ from html import escape
 from typing import Final
 from urllib.parse import quote
 
-from mirror.core.models import API_VERSION, DistFile, Hashes, IndexEntry, IndexMeta, ProjectPage
+from mirror.core.models import API_VERSION, DistFile, Hashes, IndexEntry, IndexMeta, ProjectPage, Provenance
 from mirror.core.parse import derive_versions
 
 __all__ = [
@@ -131,7 +131,16 @@ def _file_json(dist: DistFile) -> dict[str, object]:
         value: bool | dict[str, str] = _sorted_hashes(metadata) if metadata else True
         out["core-metadata"] = value
         out["data-dist-info-metadata"] = value
+    if dist.provenance is not None:
+        out["provenance"] = _provenance_link(dist.provenance)
     return out
+
+
+def _provenance_link(provenance: Provenance) -> str:
+    """PEP 740's link to the provenance object; its hash rides in the fragment, as a file's does."""
+    preferred = _preferred_hash(provenance.hashes)
+    fragment = "" if preferred is None else f"#{preferred[0]}={preferred[1]}"
+    return quote_url(provenance.url) + fragment
 
 
 def render_project_json(page: ProjectPage) -> bytes:
@@ -202,6 +211,8 @@ def _anchor(dist: DistFile) -> str:
         value = "true" if hashed is None else f"{hashed[0]}={hashed[1]}"
         attrs.append(_attr("data-core-metadata", value))
         attrs.append(_attr("data-dist-info-metadata", value))
+    if dist.provenance is not None:
+        attrs.append(_attr("data-provenance", _provenance_link(dist.provenance)))
     return f"<a {' '.join(attrs)}>{escape(dist.filename, quote=True)}</a><br/>"
 
 

@@ -224,6 +224,9 @@ def check_pages(
         if dist.core_metadata:
             meta = layout.metadata_path(path)
             references[meta] = Referenced(meta, name)
+        if dist.provenance is not None:
+            provenance = layout.provenance_path(path)
+            references[provenance] = Referenced(provenance, name)
     return PageCheck(tuple(findings), tuple(references[p] for p in sorted(references)))
 
 

@@ -205,7 +205,7 @@ def _kept_metadata(syncer: Syncer, name: NormalizedName, want: Want) -> tuple[li
     documents: list[bytes] = []
     described: dict[str, bool] = {}
     for path in files:
-        if path.endswith(layout.METADATA_SUFFIX):
+        if path.endswith((layout.METADATA_SUFFIX, layout.PROVENANCE_SUFFIX)):
             continue
         version = file_version(path.rpartition("/")[2])
         if not want.allows(version):

@@ -22,7 +22,7 @@ import anyio
 from packaging.utils import NormalizedName
 
 from mirror._config import Config
-from mirror._http import Page, TransientError, Upstream
+from mirror._http import NotAPageType, Page, TransientError, Upstream
 from mirror._progress import Reporter
 from mirror._state import State
 from mirror.core import layout, parse, render
@@ -44,6 +44,7 @@ from mirror.core.plan import (
 from mirror.errors import (
     DeletionGuardTripped,
     IntegrityError,
+    NotAnIndex,
     ProjectError,
     StalePage,
     UnsafeName,
@@ -60,6 +61,9 @@ ROOT_CACHE = "root-index.body"
 TEMP_JOURNAL = "temp-dirs.journal"
 # After this many projects in a row fail to connect, the upstream is gone, not flaky.
 _UNREACHABLE_STREAK = 25
+# After this many projects fail to give a project page (404, not a simple page) before any did, the
+# upstream is no simple index (a web page, a listing of something else): said once, exit 4, not retried forever.
+_NOT_AN_INDEX_STREAK = 10
 # Discovery. When a run wants a finite, known set of projects (named, allowlisted, a stored closure),
 # their pages can be fetched directly instead of the root index. A root without per-project serials
 # (PEP 503 HTML, as the real index here and pypiserver serve) spares no page fetch: every wanted page
@@ -127,6 +131,8 @@ class Syncer:
         self.report = RunReport(started=time.time())
         self._changed = False
         self._connect_streak = 0
+        self._not_pages = 0
+        self._got_a_page = False
         # Paths claimed by projects in flight: two projects of one run can never write one path.
         self._claims: dict[str, str] = {}
         # Journal lines may go only once the state rows of the work they cover are committed.
@@ -173,6 +179,7 @@ class Syncer:
             # Syncs the closure round by round (unless the run names projects); self.filters then decides by it.
             resolving = await resolve.sync_closure(self)
         changes = plan_index(self._upstream_entries(), self._local_entries())
+        self._report_unlisted()
         self.state.store_work(c for c in changes if not resolving or c.action is Action.DELETE)
         syncs, deletes = self.state.count_work(Action.SYNC), self.state.count_work(Action.DELETE)
         self.report.planned += syncs
@@ -236,6 +243,19 @@ class Syncer:
                 continue
             # A forced check or changed filters: every project is looked at again.
             yield LocalProject(local.name, None) if forced or local.name in self.replan else local
+
+    def _report_unlisted(self) -> None:
+        """A project named on the command line that the upstream does not list (and we never had): a typo?
+
+        It is reported as failed, so the run exits 1 instead of succeeding at nothing.
+        """
+        if self.direct:
+            return  # a direct run learns it from the page's 404 (_note_gone)
+        for name in sorted(self._wanted_names() or ()):
+            if self.state.upstream_entry(name) is None and self.state.project(name) is None:
+                message = f"{name}: not listed by the upstream index (is the name right?)"
+                self.report.failed[name] = message
+                self.reporter.project_done(name, "failed", message)
 
     def _wanted_names(self) -> frozenset[NormalizedName] | None:
         if not self.options.projects:
@@ -418,6 +438,8 @@ class Syncer:
         # An index either gives every project a serial (PyPI, mirrors) or none (pypiserver, static trees).
         self.state.set_meta("serials", "1" if first and first[0].serial is not None else "0")
         self.reporter.info(f"upstream lists {count} projects" + (f" at serial {page.serial}" if page.serial else ""))
+        for line in parser.dropped.lines():
+            self.reporter.detail(f"left out of the upstream index: {line}")
         if parser.skipped.count:
             self.reporter.info(
                 f"skipped {parser.skipped.count} unusable entries of the upstream index, "
@@ -469,6 +491,14 @@ class Syncer:
     def _note_failure(self, name: str, exc: ProjectError) -> None:
         self.report.failed[name] = _about(name, exc)
         self.reporter.project_done(name, "failed", _about(name, exc))
+        if isinstance(exc, _NotAPage) and not self._got_a_page:
+            self._not_pages += 1
+            planned = self.report.planned
+            if self._not_pages >= _NOT_AN_INDEX_STREAK or self._not_pages >= planned >= 3:
+                raise NotAnIndex(
+                    f"the upstream {self.config.require_upstream()} is not a simple index: "
+                    f"none of the first {self._not_pages} projects it lists has a project page ({exc})"
+                )
         if isinstance(exc.__cause__, TransientError) or isinstance(exc, _Unreachable):
             self._connect_streak += 1
             # Also after progress: an upstream gone mid-run must not cost one failure line per remaining project.
@@ -555,24 +585,35 @@ class Syncer:
                 response = await self.upstream.get_page(url, etag=etag, last_modified=modified)
         except TransientError as exc:
             raise _Unreachable(f"{name}: {exc}") from exc
+        except NotAPageType as exc:
+            raise _NotAPage(f"{name}: {exc}") from None
         if response is None:
             if self.direct:
                 raise _Gone(f"{name}: its page is 404")
-            raise UpstreamError(f"{name}: listed by the upstream index but its page is 404")
+            raise _NotAPage(f"{name}: listed by the upstream index but its page is 404")
+        if response.not_modified:
+            self._got_a_page = True
         return response
 
     def _parse(self, name: NormalizedName, response: Page) -> ProjectPage:
-        if response.format == "json":
-            page = parse.parse_project_json(response.body, response.url, max_files=self.config.max_page_files)
-        else:
-            page = parse.parse_project_html(response.body, response.url, name, max_files=self.config.max_page_files)
+        limit = self.config.max_page_files
+        try:
+            if response.format == "json":
+                page = parse.parse_project_json(response.body, response.url, max_files=limit)
+            else:
+                page = parse.parse_project_html(response.body, response.url, name, max_files=limit)
+        except UpstreamError as exc:
+            raise _NotAPage(str(exc)) from None
+        self._got_a_page = True
         if page.name != name:
             raise UpstreamError(f"{name}: the upstream page is for another project ({page.name!r})")
+        for line in page.dropped:
+            self.reporter.detail(f"{name}: left out of the upstream page: {line}")
         return page
 
     def _claim(self, name: str, plan: ProjectPlan) -> None:
         # Every distribution download is a planned file, so this checks each path once.
-        for path in [item.path for item in plan.files] + [d.path for d in plan.metadata]:
+        for path in [item.path for item in plan.files] + [d.path for d in (*plan.metadata, *plan.provenance)]:
             owner = self._claims.get(path) or self.state.file_owner(path)
             if owner is not None and owner != name:
                 raise UnsafeName(f"{name}: {path} already belongs to project {owner}")
@@ -585,8 +626,8 @@ class Syncer:
                 del self._claims[download.path]
 
     async def _fetch_files(self, name: str, plan: ProjectPlan) -> None:
-        # Distribution files first, then their metadata (ARCHITECTURE.md, "Publication order").
-        for batch, required in ((plan.downloads, True), (plan.metadata, False)):
+        # Distribution files first, then their metadata and provenance (ARCHITECTURE.md, "Publication order").
+        for batch, required in ((plan.downloads, True), (plan.metadata, False), (plan.provenance, False)):
             # At most `workers` tasks per project, pulling from one iterator: a task per file cost
             # 7.6 GB for a page of 900,000 links; requests are bounded by the upstream's limiter anyway.
             queue = iter(batch)
@@ -773,6 +814,10 @@ class _Unreachable(ProjectError):
 
 class _Gone(ProjectError):
     """In a direct run, a wanted project's page is 404: deleted upstream, or never there."""
+
+
+class _NotAPage(UpstreamError):
+    """What the upstream answered for a project is no project page (404, another content type, unparseable)."""
 
 
 class _PathWriter:

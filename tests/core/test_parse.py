@@ -12,7 +12,7 @@ import pytest
 from packaging.utils import NormalizedName
 
 from mirror.core import parse
-from mirror.core.models import DistFile, IndexEntry, IndexMeta, ProjectStatus
+from mirror.core.models import DistFile, IndexEntry, IndexMeta, ProjectPage, ProjectStatus, Provenance
 from mirror.core.parse import (
     MAX_ELEMENT_SIZE,
     IndexHtmlParser,
@@ -114,6 +114,16 @@ def assert_bad_file(match: str, **fields: Any) -> None:
     assert_bad_json(page([jfile(**fields)]), match)
 
 
+def assert_dropped(parsed: ProjectPage, match: str) -> ProjectPage:
+    """The page parsed, and a note says which field it left out and why."""
+    assert any(re.search(match, line) for line in parsed.dropped), parsed.dropped
+    return parsed
+
+
+def dropped_file(match: str, **fields: Any) -> DistFile:
+    return assert_dropped(parse_project_json(page([jfile(**fields)]), BASE), match).files[0]
+
+
 # --- JSON project pages -----------------------------------------------------------------------------
 
 
@@ -144,6 +154,9 @@ class TestProjectJson:
             upload_time="2024-05-20T15:31:41.123456Z",
             yanked="Yanked due to conflicts with CVE-2024-35195 mitigation",
             core_metadata={"sha256": sha("metadata")},
+            provenance=Provenance(
+                "https://pypi.org/integration/provenance/requests/2.32.0/requests-2.32.0-py3-none-any.whl", {}
+            ),
         )
         assert wheel.sha256 == sha("wheel")
         assert wheel.metadata_hashes == {"sha256": sha("metadata")}
@@ -189,24 +202,33 @@ class TestProjectJson:
     def test_other_major_versions_rejected(self, version: str) -> None:
         assert_bad_json(page(meta={"api-version": version}), "unsupported api version")
 
-    @pytest.mark.parametrize("version", ["1", "v1.0", "1.0.0", "", None, 1.1, "\u0661.\u0660", "9" * 20 + ".0"])
-    def test_malformed_api_version(self, version: object) -> None:
-        assert_bad_json(page(meta={"api-version": version}), "meta.api-version is not a version number")
+    @pytest.mark.parametrize("version", ["1", "v1.0", "1.0.0", "", 1.1, "\u0661.\u0660", "9" * 20 + ".0"])
+    def test_malformed_api_version_is_read_as_1_0(self, version: object) -> None:
+        parsed = parse_project_json(page([jfile()], meta={"api-version": version}), BASE)
+        assert_dropped(parsed, "meta.api-version is not a version number")
+        assert len(parsed.files) == 1
 
-    def test_meta_required(self) -> None:
-        assert_bad_json(dumps({"name": "demo", "files": []}), "meta must be an object")
-        assert_bad_json(page(meta=[]), "meta must be an object")
-        assert_bad_json(page(meta={}), "meta.api-version")
+    def test_missing_meta_or_api_version_is_api_1_0(self) -> None:
+        for body in (dumps({"name": "demo", "files": []}), page(meta={}), page(meta={"api-version": None})):
+            parsed = parse_project_json(body, BASE)
+            assert parsed.files == () and parsed.dropped == ()
+        assert_dropped(parse_project_json(page(meta=[]), BASE), "meta is not an object")
 
-    @pytest.mark.parametrize(("serial", "expected"), [(0, 0), (123, 123), (None, None)])
-    def test_last_serial(self, serial: int | None, expected: int | None) -> None:
+    @pytest.mark.parametrize(
+        ("serial", "expected"),
+        [(0, 0), (123, 123), (None, None), ("37059094", 37059094), (" 12 ", 12), ("0", 0), ("9" * 18, 10**18 - 1)],
+    )
+    def test_last_serial(self, serial: int | str | None, expected: int | None) -> None:
         assert parse_project_json(page(meta={"api-version": "1.1", "_last-serial": serial}), BASE).last_serial == (
             expected
         )
 
-    @pytest.mark.parametrize("serial", [True, -1, "12", 1.5])
-    def test_bad_last_serial(self, serial: object) -> None:
-        assert_bad_json(page(meta={"api-version": "1.1", "_last-serial": serial}), "_last-serial")
+    @pytest.mark.parametrize("serial", [True, -1, "-1", "1e3", "0x10", "", "9" * 19, 10**18, 1.5, "\u0661", [1]])
+    def test_unusable_last_serial_is_dropped(self, serial: object) -> None:
+        parsed = parse_project_json(page([jfile()], meta={"api-version": "1.1", "_last-serial": serial}), BASE)
+        assert_dropped(parsed, "meta._last-serial is not a non-negative integer")
+        assert parsed.last_serial is None
+        assert len(parsed.files) == 1
 
     @pytest.mark.parametrize(
         ("name", "normalized"), [("Django", "django"), ("zope.interface", "zope-interface"), ("A__b-.C", "a-b-c")]
@@ -300,8 +322,8 @@ class TestProjectJson:
         assert one_file().requires_python is None
 
     @pytest.mark.parametrize("value", [3, ["x"], True])
-    def test_bad_requires_python(self, value: object) -> None:
-        assert_bad_file("requires-python must be a string", **{"requires-python": value})
+    def test_bad_requires_python_is_dropped(self, value: object) -> None:
+        assert dropped_file("requires-python is not a string", **{"requires-python": value}).requires_python is None
 
     @pytest.mark.parametrize(("value", "expected"), [(0, 0), (63641, 63641), (None, None), (2**40, 2**40)])
     def test_size(self, value: int | None, expected: int | None) -> None:
@@ -319,8 +341,8 @@ class TestProjectJson:
         assert one_file(**{"upload-time": value}).upload_time == expected
 
     @pytest.mark.parametrize("value", [1704164645, {"t": 1}])
-    def test_bad_upload_time(self, value: object) -> None:
-        assert_bad_file("upload-time must be a string", **{"upload-time": value})
+    def test_bad_upload_time_is_dropped(self, value: object) -> None:
+        assert dropped_file("upload-time is not a string", **{"upload-time": value}).upload_time is None
 
     @pytest.mark.parametrize(
         ("value", "expected"),
@@ -333,8 +355,8 @@ class TestProjectJson:
         assert one_file().yanked is False
 
     @pytest.mark.parametrize("value", [0, 1, ["x"], {"reason": "x"}])
-    def test_bad_yanked(self, value: object) -> None:
-        assert_bad_file("yanked must be a boolean or a string", yanked=value)
+    def test_bad_yanked_is_dropped(self, value: object) -> None:
+        assert dropped_file("yanked is not a boolean or a string", yanked=value).yanked is False
 
     @pytest.mark.parametrize(
         ("fields", "expected"),
@@ -358,14 +380,15 @@ class TestProjectJson:
     @pytest.mark.parametrize(
         ("fields", "match"),
         [
-            ({"core-metadata": "true"}, "core-metadata must be a boolean or an object of hashes"),
-            ({"core-metadata": 1}, "core-metadata must be a boolean or an object"),
-            ({"dist-info-metadata": []}, "dist-info-metadata must be a boolean"),
+            ({"core-metadata": "true"}, "core-metadata is not a boolean or an object of hashes"),
+            ({"core-metadata": 1}, "core-metadata is not a boolean or an object"),
+            ({"dist-info-metadata": []}, "dist-info-metadata is not a boolean"),
             ({"core-metadata": {"sha256": "nothex"}}, "core-metadata: sha256 digest is not hex"),
         ],
     )
-    def test_bad_core_metadata(self, fields: dict[str, Any], match: str) -> None:
-        assert_bad_file(match, **fields)
+    def test_bad_core_metadata_is_dropped(self, fields: dict[str, Any], match: str) -> None:
+        # Without usable metadata hashes the .metadata file is not mirrored; the distribution is.
+        assert dropped_file(match, **fields).core_metadata is False
 
     def test_versions(self) -> None:
         assert parse_project_json(page(versions=["1.0", "2.0b1"]), BASE).versions == ("1.0", "2.0b1")
@@ -374,8 +397,8 @@ class TestProjectJson:
         assert parse_project_json(page(), BASE).versions is None
 
     @pytest.mark.parametrize("versions", ["1.0", {"1.0": 1}, [1.0], ["1.0", None]])
-    def test_bad_versions(self, versions: object) -> None:
-        assert_bad_json(page(versions=versions), "versions must be a list of strings")
+    def test_bad_versions_are_dropped(self, versions: object) -> None:
+        assert assert_dropped(parse_project_json(page(versions=versions), BASE), "versions").versions is None
 
     @pytest.mark.parametrize(
         ("status", "expected"),
@@ -401,8 +424,8 @@ class TestProjectJson:
             ({"status": "archived", "reason": 5}, "reason must be a string"),
         ],
     )
-    def test_bad_project_status(self, status: Any, match: str) -> None:
-        assert_bad_json(page(**{"project-status": status}), match)
+    def test_bad_project_status_is_dropped(self, status: Any, match: str) -> None:
+        assert assert_dropped(parse_project_json(page(**{"project-status": status}), BASE), match).status is None
 
     def test_quarantined_page_keeps_its_files(self) -> None:
         parsed = parse_project_json(page([jfile()], **{"project-status": {"status": "quarantined"}}), BASE)
@@ -523,6 +546,7 @@ class TestProjectHtml:
                 requires_python=">=3.8",
                 yanked="Yanked due to conflicts with CVE-2024-35195 mitigation",
                 core_metadata={"sha256": META_SHA},
+                provenance=Provenance("https://pypi.org/integration/provenance/requests/2.32.0/x.whl", {}),
             ),
             DistFile(
                 filename="requests-0.3.0.tar.gz",
@@ -667,8 +691,10 @@ class TestProjectHtml:
             ("sha256=abc", "sha256 digest has 3 hex digits"),
         ],
     )
-    def test_bad_core_metadata(self, value: str, match: str) -> None:
-        assert_bad_html(html_page(f'<a href="/p/demo-1.0.tar.gz" data-core-metadata="{value}">x</a>'), match)
+    def test_bad_core_metadata_is_dropped(self, value: str, match: str) -> None:
+        body = html_page(f'<a href="/p/demo-1.0.tar.gz" data-core-metadata="{value}">x</a>')
+        parsed = assert_dropped(parse_project_html(body, BASE, "demo"), match)
+        assert parsed.files[0].core_metadata is False
 
     def test_serial_comment(self) -> None:
         for comment, expected in [
@@ -705,8 +731,9 @@ class TestProjectHtml:
     def test_project_status(self, head: str, expected: ProjectStatus | None) -> None:
         assert parse_project_html(html_page("", head), BASE, "demo").status == expected
 
-    def test_empty_status_rejected(self) -> None:
-        assert_bad_html(html_page("", '<meta name="pypi:project-status" content=" ">'), "status must be a non-empty")
+    def test_empty_status_dropped(self) -> None:
+        body = html_page("", '<meta name="pypi:project-status" content=" ">')
+        assert assert_dropped(parse_project_html(body, BASE, "demo"), "status must be a non-empty").status is None
 
     def test_quarantined_page_keeps_its_files(self) -> None:
         head = '<meta name="pypi:project-status" content="quarantined">'
@@ -718,11 +745,14 @@ class TestProjectHtml:
         head = f'<meta name="pypi:repository-version" content="{version}">'
         assert parse_project_html(html_page("", head), BASE, "demo").files == ()
 
-    @pytest.mark.parametrize(
-        ("version", "match"), [("2.0", "unsupported api version 2.0"), ("one", "not a version number")]
-    )
-    def test_repository_version_rejected(self, version: str, match: str) -> None:
-        assert_bad_html(html_page("", f'<meta name="pypi:repository-version" content="{version}">'), match)
+    def test_other_major_repository_version_rejected(self) -> None:
+        assert_bad_html(
+            html_page("", '<meta name="pypi:repository-version" content="2.0">'), "unsupported api version 2.0"
+        )
+
+    def test_unreadable_repository_version_is_read_as_1_0(self) -> None:
+        body = html_page('<a href="demo-1.0.tar.gz">x</a>', '<meta name="pypi:repository-version" content="one">')
+        assert len(assert_dropped(parse_project_html(body, BASE, "demo"), "not a version number").files) == 1
 
     @pytest.mark.parametrize(("name", "expected"), [("Demo", "demo"), ("zope.interface", "zope-interface")])
     def test_name_argument_normalized(self, name: str, expected: str) -> None:
@@ -928,13 +958,9 @@ class TestIndexJson:
             (b'{"projects": ', "expected a value"),
             (b'{"meta": {"api-version": "1.0"}, "projects": []} x', "expected the end of the document"),
             (b'{"meta": {"api-version": "1.0"}, "projects": []}{}', "expected the end of the document"),
-            (b'{"projects": []}', "meta missing"),
             (b'{"meta": {"api-version": "1.0"}}', "projects missing"),
             (b"{}", "projects missing"),
             (b'{"meta": {"api-version": "2.0"}, "projects": []}', "unsupported api version 2.0"),
-            (b'{"meta": {}, "projects": []}', "meta.api-version is not a version number"),
-            (b'{"meta": [], "projects": []}', "meta must be an object"),
-            (b'{"meta": {"api-version": "1.0", "_last-serial": "5"}, "projects": []}', "meta._last-serial"),
             (b'{"meta": {"api-version": "1.0"}, "meta": {"api-version": "1.0"}, "projects": []}', "meta given twice"),
             (b'{"projects": [], "projects": []}', "projects given twice"),
             (b'{"projects": {}}', "projects must be a list at character 13"),
@@ -1151,7 +1177,6 @@ class TestIndexHtml:
                 b'<html><head><meta name="pypi:repository-version" content="2.0"></head></html>',
                 "unsupported api version 2.0",
             ),
-            (b'<html><head><meta name="pypi:repository-version" content="x"></head></html>', "not a version"),
             (b"<html>\xff</html>", "not UTF-8"),
             (b"<html></html>\xe2\x9c", "ends inside a UTF-8 sequence"),
             (b"<![foo[bar]]></html>", "malformed HTML"),
@@ -1206,9 +1231,6 @@ class TestIndexHtml:
         (b'{"name": "../etc"}', r"projects\[1\].name is not a valid project name"),
         (b'{"name": ""}', "not a valid project name"),
         (b'{"name": "\xc3\xa9t\xc3\xa9"}', "not a valid project name"),
-        (b'{"name": "a", "_last-serial": -1}', r"projects\[1\]._last-serial"),
-        (b'{"name": "a", "_last-serial": true}', "_last-serial must be a non-negative integer"),
-        (b'{"name": "a", "_last-serial": 1.5}', "_last-serial"),
     ],
 )
 def test_root_json_skips_a_bad_entry_and_keeps_the_rest(item: bytes, why: str) -> None:
@@ -1252,3 +1274,121 @@ def test_root_names_no_directory_can_hold_are_skipped(parser_type: Callable[[], 
     assert [e.name for e in got] == ["ok", "z" * 255]
     assert parser.skipped.count == 2
     assert "longer than 255 characters" in parser.skipped.examples[0]
+
+
+def test_root_json_reads_serials_given_as_decimal_strings() -> None:
+    body = b'{"meta": {"api-version": "1.1", "_last-serial": "37059094"}, "projects": ['
+    body += b'{"name": "a", "_last-serial": "12"}, {"name": "b", "_last-serial": 7}]}'
+    parser = parse.IndexJsonParser()
+    entries = parser.feed(body)
+    assert parser.close() == IndexMeta("1.1", 37059094)
+    assert entries == [entry("a", 12), entry("b", 7)]
+    assert parser.dropped.count == 0
+
+
+@pytest.mark.parametrize(
+    ("item", "why"),
+    [
+        (b'{"name": "a", "_last-serial": -1}', r"projects\[1\]._last-serial is not a non-negative integer"),
+        (b'{"name": "a", "_last-serial": true}', "_last-serial is not a non-negative integer"),
+        (b'{"name": "a", "_last-serial": 1.5}', "_last-serial"),
+        (b'{"name": "a", "_last-serial": "1e9"}', "_last-serial"),
+        (b'{"name": "a", "_last-serial": 1000000000000000000000}', "_last-serial"),
+    ],
+)
+def test_root_json_drops_an_unusable_serial_and_keeps_the_entry(item: bytes, why: str) -> None:
+    body = b'{"meta": {"api-version": "1.4"}, "projects": [{"name": "x", "_last-serial": 1}, ' + item + b"]}"
+    parser = parse.IndexJsonParser()
+    entries = parser.feed(body)
+    parser.close()
+    assert entries == [entry("x", 1), entry("a", None)]
+    assert parser.skipped.count == 0
+    assert parser.dropped.count == 1 and re.search(why, parser.dropped.examples[0])
+
+
+@pytest.mark.parametrize(
+    ("meta", "expected", "why"),
+    [
+        (b"", IndexMeta("1.0", None), "meta missing"),
+        (b'"meta": {}, ', IndexMeta("1.0", None), None),
+        (b'"meta": [], ', IndexMeta("1.0", None), "meta is not an object"),
+        (b'"meta": {"api-version": "one"}, ', IndexMeta("1.0", None), "not a version number"),
+        (b'"meta": {"api-version": "1.1", "_last-serial": "x"}, ', IndexMeta("1.1", None), "_last-serial"),
+    ],
+)
+def test_root_json_meta_read_liberally(meta: bytes, expected: IndexMeta, why: str | None) -> None:
+    parser = parse.IndexJsonParser()
+    assert parser.feed(b"{" + meta + b'"projects": [{"name": "a"}]}') == [entry("a")]
+    assert parser.close() == expected
+    assert [bool(re.search(why, line)) for line in parser.dropped.examples] == ([True] if why else [])
+
+
+def test_root_html_unreadable_repository_version_is_read_as_1_0() -> None:
+    parser = IndexHtmlParser()
+    parser.feed(b'<html><head><meta name="pypi:repository-version" content="x"></head><body><a href="a/">a</a>')
+    parser.feed(b"</body></html>")
+    assert parser.close() == IndexMeta("1.0", None)
+    assert parser.dropped.count == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        *[(0, 0), ("42", 42), (" 42 ", 42), ("4" * 18, int("4" * 18)), (None, None), ("", None), ("-1", None)],
+        *[("4" * 19, None), (True, None), (-1, None), (1.0, None), ("\u0664\u0662", None), ("0x2a", None)],
+    ],
+)
+def test_parse_serial(value: object, expected: int | None) -> None:
+    assert parse.parse_serial(value) == expected
+
+
+class TestProvenance:
+    """PEP 740: a file's ``provenance`` URL (JSON) or ``data-provenance`` (HTML)."""
+
+    def test_json_provenance_resolved(self) -> None:
+        dist = one_file(provenance="../../integrity/demo/1.0/demo-1.0-py3-none-any.whl/provenance")
+        assert dist.provenance == Provenance(
+            "https://example.org/integrity/demo/1.0/demo-1.0-py3-none-any.whl/provenance", {}
+        )
+
+    def test_hash_fragment_becomes_its_hashes(self) -> None:
+        dist = one_file(provenance=f"https://p.example/x.provenance#sha256={sha('p').upper()}")
+        assert dist.provenance == Provenance("https://p.example/x.provenance", {"sha256": sha("p")})
+
+    def test_absent_or_null_is_none(self) -> None:
+        assert one_file().provenance is None
+        assert one_file(provenance=None).provenance is None
+
+    @pytest.mark.parametrize(
+        ("value", "why"),
+        [(5, "provenance is not a URL"), ("", "not a URL"), ("https://p.example/x#sha256=abc", "3 hex digits")],
+    )
+    def test_unusable_provenance_is_dropped(self, value: object, why: str) -> None:
+        assert dropped_file(why, provenance=value).provenance is None
+
+    def test_html_data_provenance(self) -> None:
+        dist = one_anchor(f'data-provenance="/integrity/demo-1.0.tar.gz/provenance#sha256={sha("p")}"')
+        assert dist.provenance == Provenance(
+            "https://example.org/integrity/demo-1.0.tar.gz/provenance", {"sha256": sha("p")}
+        )
+
+
+@pytest.mark.parametrize(
+    ("links", "refused"),
+    [
+        (['<a href="demo-1.0-py3-none-any.whl">demo-1.0-py3-none-any.whl</a>'], True),  # http.server over wheels
+        (['<a href="a/">a</a>', '<a href="a-1.0.tar.gz">a-1.0.tar.gz</a>'], True),
+        (['<a href="/packages/x/A-1.0.ZIP#sha256=00">A-1.0.ZIP</a>'] * 3 + ['<a href="b/">b</a>'], True),
+        (['<a href="a/">a</a>', '<a href="b/">b</a>', '<a href="c.whl/">c.whl</a>', '<a href="d.tgz">d</a>'], False),
+        (['<a href="zip/">zip</a>', '<a href="wheel-whl/">wheel.whl</a>'], False),
+        ([], False),
+    ],
+)
+def test_root_html_that_links_distribution_files_is_refused(links: list[str], refused: bool) -> None:
+    parser = IndexHtmlParser()
+    parser.feed(("<html><body>" + "\n".join(links) + "</body></html>").encode())
+    if refused:
+        with pytest.raises(UpstreamError, match="links distribution files, not projects"):
+            parser.close()
+    else:
+        parser.close()

@@ -12,7 +12,7 @@ from urllib.parse import urljoin
 import pytest
 from packaging.utils import NormalizedName
 
-from mirror.core.models import API_VERSION, DistFile, IndexEntry, IndexMeta, ProjectPage, ProjectStatus
+from mirror.core.models import API_VERSION, DistFile, IndexEntry, IndexMeta, ProjectPage, ProjectStatus, Provenance
 from mirror.core.parse import (
     IndexHtmlParser,
     IndexJsonParser,
@@ -534,3 +534,19 @@ class TestIndexHtml:
         got, meta = feed_all(IndexHtmlParser(), render_index_html(items, 77))
         assert got == [IndexEntry(e.name) for e in items]
         assert meta == IndexMeta(API_VERSION, 77)
+
+
+def test_provenance_rendered_in_both_formats_and_read_back() -> None:
+    sha = "a" * 64
+    prov = Provenance("../../packages/aa/demo-1.0.tar.gz.provenance", {"sha256": "b" * 64})
+    page = ProjectPage(
+        NormalizedName("demo"),
+        (DistFile("demo-1.0.tar.gz", "../../packages/aa/demo-1.0.tar.gz", {"sha256": sha}, provenance=prov),),
+    )
+    base = "https://mirror.example/simple/demo/"
+    link = f"../../packages/aa/demo-1.0.tar.gz.provenance#sha256={'b' * 64}"
+    assert json.loads(render_project_json(page))["files"][0]["provenance"] == link
+    assert f'data-provenance="{link}"' in render_project_html(page).decode()
+    expected = Provenance("https://mirror.example/packages/aa/demo-1.0.tar.gz.provenance", {"sha256": "b" * 64})
+    assert parse_project_json(render_project_json(page), base).files[0].provenance == expected
+    assert parse_project_html(render_project_html(page), base, "demo").files[0].provenance == expected

@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 from .faults import BodyFault, Faults, Plan
 from .model import FileEntry, Index, Project
 from .negotiate import Format, negotiate
-from .render import SiteOptions, render_legacy_json, render_project, render_root
+from .render import SiteOptions, render_legacy_json, render_project, render_provenance, render_root
 
 __all__ = ["Reply", "RequestLog", "RequestRecord", "Site"]
 
@@ -33,6 +33,7 @@ _PROJECT = re.compile(r"^/simple/(?P<name>[^/]+)(?P<slash>/?)$")
 _LEGACY = re.compile(r"^/pypi/(?P<name>[^/]+)/json/?$")
 _PACKAGES = re.compile(r"^/packages/(?P<path>.+)$")
 _FILES = re.compile(r"^/files/(?P<filename>[^/]+)$")
+_PROVENANCE = re.compile(r"^/integrity/(?P<filename>[^/]+)/provenance$")
 _METADATA_SUFFIX = ".metadata"
 #: Upper bound on waiting for a partial body to leave the socket buffer.
 _FLUSH_TIMEOUT = 5.0
@@ -136,7 +137,16 @@ class Site:
             return self._blob(m["path"], self.index.blob_by_path)
         if m := _FILES.match(path):
             return self._blob(m["filename"], self.index.blob_by_filename)
+        if (m := _PROVENANCE.match(path)) and self.opts.provenance != "none":
+            return self._provenance(m["filename"])
         return Reply.text(404, "Not Found")
+
+    def _provenance(self, filename: str) -> Reply:
+        """PEP 740: the provenance object of a live file."""
+        entry = self.index.blob_by_filename(filename)
+        if entry is None:
+            return Reply.text(404, "Not Found")
+        return Reply(200, render_provenance(entry), {"Content-Type": "application/vnd.pypi.integrity.v1+json"})
 
     def _root(self, request: web.Request) -> Reply:
         root = self.index.root()
@@ -238,7 +248,7 @@ class Site:
 
 
 def _is_download(path: str) -> bool:
-    return path.startswith(("/packages/", "/files/"))
+    return path.startswith(("/packages/", "/files/", "/integrity/"))
 
 
 def _octets(data: bytes) -> Reply:

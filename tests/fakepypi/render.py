@@ -6,6 +6,8 @@ results can be cached on the snapshot.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 from dataclasses import dataclass
@@ -25,13 +27,16 @@ __all__ = [
     "API_VERSION",
     "FileUrlStyle",
     "SiteOptions",
+    "provenance_path",
     "render_legacy_json",
     "render_project",
+    "render_provenance",
     "render_root",
 ]
 
 API_VERSION = "1.4"
 FileUrlStyle = Literal["pypi", "flat", "relative"]
+ProvenanceMode = Literal["none", "plain", "hashed"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,11 @@ class SiteOptions:
     file_url_style: FileUrlStyle = "pypi"
     hashes: bool = True
     html_only: bool = False
+    provenance: ProvenanceMode = "none"
+    """PEP 740: "none"; "plain" (each file links its provenance object, as PyPI does); "hashed"
+    (the link also carries ``#sha256=`` of the object)."""
+    serials_as_text: bool = False
+    """Write ``_last-serial`` as a decimal string in JSON (as bandersnatch 8.2 and some PyPI proxies do)."""
 
     def file_url(self, entry: FileEntry, *, absolute: bool = False) -> str:
         """The download URL of a file as linked from a project page."""
@@ -50,6 +60,18 @@ class SiteOptions:
         if self.file_url_style == "relative" and not absolute:
             return f"../../packages/{entry.blob_path}"
         return f"{self.base_url}/packages/{entry.blob_path}"
+
+    def provenance_url(self, entry: FileEntry) -> str | None:
+        """Where a file's PEP 740 provenance object is (PyPI's ``/integrity/...`` shape), if offered."""
+        if self.provenance == "none":
+            return None
+        url = f"{self.base_url}{provenance_path(entry)}"
+        if self.provenance == "hashed":
+            url += f"#sha256={hashlib.sha256(render_provenance(entry)).hexdigest()}"
+        return url
+
+    def serial(self, value: int) -> int | str:
+        return str(value) if self.serials_as_text else value
 
     @property
     def show_serial(self) -> bool:
@@ -69,8 +91,8 @@ def render_root(root: RootSnapshot, fmt: Format, opts: SiteOptions) -> bytes:
     if fmt.is_json:
         return _dumps(
             {
-                "meta": {"api-version": API_VERSION, "_last-serial": root.serial},
-                "projects": [{"name": n, "_last-serial": s} for n, s in root.projects],
+                "meta": {"api-version": API_VERSION, "_last-serial": opts.serial(root.serial)},
+                "projects": [{"name": n, "_last-serial": opts.serial(s)} for n, s in root.projects],
             }
         )
     head = _html_head("Simple index", opts)
@@ -95,7 +117,7 @@ def render_project(project: Project, fmt: Format, opts: SiteOptions) -> bytes:
 def _project_json(project: Project, files: list[tuple[Release, FileEntry]], opts: SiteOptions) -> dict[str, Any]:
     versions = [] if project.quarantined else project.sorted_versions()
     doc: dict[str, Any] = {
-        "meta": {"api-version": API_VERSION, "_last-serial": project.serial},
+        "meta": {"api-version": API_VERSION, "_last-serial": opts.serial(project.serial)},
         "name": project.name,
         "versions": versions,
         "files": [_file_json(r, f, opts) for r, f in files],
@@ -107,7 +129,9 @@ def _project_json(project: Project, files: list[tuple[Release, FileEntry]], opts
 
 def _file_json(release: Release, entry: FileEntry, opts: SiteOptions) -> dict[str, Any]:
     core = _core_metadata_value(entry, opts)
+    extra = {} if (provenance := opts.provenance_url(entry)) is None else {"provenance": provenance}
     return {
+        **extra,
         "filename": entry.filename,
         "url": opts.file_url(entry),
         "hashes": {"sha256": entry.built.sha256} if opts.hashes else {},
@@ -150,6 +174,8 @@ def _anchor(release: Release, entry: FileEntry, opts: SiteOptions) -> str:
     if core is not False:
         value = "true" if core is True else f"sha256={core['sha256']}"
         attrs += [("data-core-metadata", value), ("data-dist-info-metadata", value)]
+    if (provenance := opts.provenance_url(entry)) is not None:
+        attrs.append(("data-provenance", provenance))
     rendered = " ".join(f'{k}="{html.escape(v, quote=True)}"' for k, v in attrs)
     return f"<a {rendered}>{html.escape(entry.filename)}</a>"
 
@@ -267,3 +293,37 @@ def _legacy_file(release: Release, entry: FileEntry, opts: SiteOptions) -> dict[
         "core-metadata": core,
         "data-dist-info-metadata": core,
     }
+
+
+# -- PEP 740 provenance ---------------------------------------------------------------
+
+
+def provenance_path(entry: FileEntry) -> str:
+    return f"/integrity/{entry.filename}/provenance"
+
+
+def render_provenance(entry: FileEntry) -> bytes:
+    """A PEP 740 provenance object for the file: its shape, with a statement naming the file's digest.
+
+    The signature and certificate are placeholders (nothing here signs); a mirror carries the object
+    through byte for byte, and only an installer verifies it.
+    """
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": entry.filename, "digest": {"sha256": entry.built.sha256}}],
+        "predicateType": "https://docs.pypi.org/attestations/publish/v1",
+        "predicate": None,
+    }
+    attestation = {
+        "version": 1,
+        "verification_material": {
+            "certificate": base64.b64encode(b"fake certificate").decode(),
+            "transparency_entries": [],
+        },
+        "envelope": {
+            "statement": base64.b64encode(_dumps(statement)).decode(),
+            "signature": base64.b64encode(b"fake signature").decode(),
+        },
+    }
+    publisher = {"kind": "GitHub", "repository": "example/fake", "workflow": "release.yml", "environment": None}
+    return _dumps({"version": 1, "attestation_bundles": [{"publisher": publisher, "attestations": [attestation]}]})

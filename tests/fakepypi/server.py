@@ -29,7 +29,7 @@ from .app import RequestLog, RequestRecord, Site
 from .builder import BuiltFile, build_sdist, build_wheel
 from .faults import Faults
 from .model import Index
-from .render import FileUrlStyle, SiteOptions
+from .render import FileUrlStyle, ProvenanceMode, SiteOptions
 
 __all__ = ["FakePyPI", "RequestRecord"]
 
@@ -43,6 +43,10 @@ class FakePyPI:
         ``"flat"`` (absolute ``/files/f``) or ``"relative"``
         (``../../packages/...`` relative to the project page).
     :param hashes: when False, pages carry no file hashes.
+    :param provenance: PEP 740: ``"plain"`` links each file's provenance object
+        (served at ``/integrity/<filename>/provenance``), ``"hashed"`` adds
+        its ``#sha256=`` to the link.
+    :param serials_as_text: JSON ``_last-serial`` as decimal strings.
     :param port: port to bind (0 = ephemeral).
     :param record_requests: keep the :attr:`requests` log (disable for
         long benchmarks).
@@ -54,6 +58,8 @@ class FakePyPI:
         html_only: bool = False,
         file_url_style: FileUrlStyle = "pypi",
         hashes: bool = True,
+        provenance: ProvenanceMode = "none",
+        serials_as_text: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
         record_requests: bool = True,
@@ -64,6 +70,7 @@ class FakePyPI:
         self._index = Index()
         self._log = RequestLog(record_requests)
         self._settings = (html_only, file_url_style, hashes)
+        self._extra = (provenance, serials_as_text)
         self._host, self._port = host, port
         self._url: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -80,7 +87,7 @@ class FakePyPI:
         host, port = sock.getsockname()[:2]
         url = f"http://{host}:{port}"
         html_only, style, hashes = self._settings
-        site = Site(self._index, self.faults, self._log, SiteOptions(url, style, hashes, html_only))
+        site = Site(self._index, self.faults, self._log, SiteOptions(url, style, hashes, html_only, *self._extra))
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name=f"fakepypi-{port}", daemon=True)
         thread.start()

@@ -176,6 +176,50 @@ def test_cooldown_holds_back_young_releases() -> None:
     assert reason == "uploaded 2024-12-30T12:00:00.123Z, less than 7 days ago (cooldown)"
 
 
+def test_latest_by_upload_time_without_upload_times_ranks_by_version_and_warns_once() -> None:
+    warnings: list[str] = []
+    by_time = build(releases.latest, {"count": 2, "by": "upload-time"}, name="latest", warnings=warnings)
+    untimed = [dist(f"u-{v}.tar.gz", upload_time=None) for v in ("1.0", "3.0", "2.0", "0.5")]
+    # Never the oldest: the two newest versions stay.
+    assert kept(by_time, page("u", *untimed)) == ["u-3.0.tar.gz", "u-2.0.tar.gz"]
+    # One release without a time is enough to rank the whole project by version.
+    mixed = [dist("m-1.0.tar.gz", upload_time="2024-09-01T00:00:00Z"), dist("m-2.0.tar.gz", upload_time=None)]
+    mixed.append(dist("m-3.0.tar.gz", upload_time="2024-01-01T00:00:00Z"))
+    decisions = explain(by_time, page("m", *mixed))
+    assert [name for name, d in decisions.items() if d is None] == ["m-2.0.tar.gz", "m-3.0.tar.gz"]
+    assert decisions["m-1.0.tar.gz"].reason == "not among the latest 2 releases by version"  # type: ignore[union-attr]
+    assert len(warnings) == 1 and 'by = "upload-time"' in warnings[0] and "by version instead" in warnings[0]
+    # Projects with times everywhere are ranked by time, and say so.
+    timed = [dist(f"t-{v}.tar.gz", upload_time=f"2024-0{9 - i}-01T00:00:00Z") for i, v in enumerate("123")]
+    assert kept(by_time, page("t", *timed)) == ["t-1.tar.gz", "t-2.tar.gz"]
+    assert len(warnings) == 1
+
+
+def test_cooldown_keeps_untimed_releases_by_default_and_warns_once() -> None:
+    warnings: list[str] = []
+    plugin = build(releases.cooldown, {"days": 7}, name="cooldown", warnings=warnings)
+    untimed = [dist("n-1.0.tar.gz", upload_time=None), dist("n-2.0-py3-none-any.whl", upload_time=None)]
+    assert kept(plugin, page("n", *untimed)) == ["n-1.0.tar.gz", "n-2.0-py3-none-any.whl"]
+    assert kept(plugin, page("o", dist("o-1.0.tar.gz", upload_time=None))) == ["o-1.0.tar.gz"]
+    assert warnings == [
+        "[filters.cooldown] the upstream gives no upload time for some files; their releases are kept "
+        '(without-upload-time = "keep")'
+    ]
+
+
+def test_cooldown_can_hold_untimed_releases() -> None:
+    warnings: list[str] = []
+    plugin = build(releases.cooldown, {"without-upload-time": "hold"}, name="cooldown", warnings=warnings)
+    old = dist("h-1.0.tar.gz", upload_time="2020-01-01T00:00:00Z")
+    decisions = explain(plugin, page("h", old, dist("h-2.0.tar.gz", upload_time=None)))
+    assert decisions["h-1.0.tar.gz"] is None
+    held = decisions["h-2.0.tar.gz"]
+    assert held is not None and held.until is None and "no upload time" in held.reason
+    assert len(warnings) == 1 and "held back" in warnings[0]
+    with pytest.raises(ConfigError, match=r"\[filters.cooldown\] without-upload-time must be one of"):
+        build(releases.cooldown, {"without-upload-time": "maybe"}, name="cooldown")
+
+
 def test_regex_on_project_and_file_names() -> None:
     plugin = build(names.regex, {"projects": ["^test-"], "files": [r"\.exe$", "-win"]})
     assert plugin.filter_project(N("test-pkg")) is not None and plugin.filter_project(N("pkg")) is None  # type: ignore[attr-defined]

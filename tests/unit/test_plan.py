@@ -1,7 +1,9 @@
+from dataclasses import replace
+
 import pytest
 from packaging.utils import NormalizedName
 
-from mirror.core.models import DistFile, IndexEntry, ProjectPage, ProjectStatus
+from mirror.core.models import DistFile, IndexEntry, ProjectPage, ProjectStatus, Provenance
 from mirror.core.plan import (
     Action,
     IndexChange,
@@ -161,3 +163,31 @@ def test_metadata_path_that_collides_with_a_distribution_is_not_mirrored():
     plan = plan_project(ProjectPage(N("demo"), (whl, clash)), {})
     assert plan.files[0].metadata is None and plan.metadata == ()
     assert [d.path.rsplit("/", 1)[1] for d in plan.downloads] == [whl.filename, clash.filename]
+
+
+def test_plan_project_fetches_provenance_after_files_keeps_it_and_drops_it_with_its_file():
+    whl = replace(
+        dist("demo-1.0-py3-none-any.whl"),
+        provenance=Provenance("https://pypi.example/integrity/demo-1.0-py3-none-any.whl/provenance", {"sha256": SHA2}),
+    )
+    path = "packages/aa/bb/demo/demo-1.0-py3-none-any.whl"
+    plan = plan_project(ProjectPage(N("demo"), (whl,)), {})
+    assert [(d.path, d.url, d.hashes) for d in plan.provenance] == [
+        (path + ".provenance", whl.provenance.url, {"sha256": SHA2})
+    ]
+    assert plan.fetches[-1] == plan.provenance[0]  # after the file and its metadata
+    held = {
+        path: LocalFile(path, 10, SHA1),
+        path + ".metadata": LocalFile(path + ".metadata", 4, MSHA),
+        path + ".provenance": LocalFile(path + ".provenance", 7, SHA2),
+    }
+    again = plan_project(ProjectPage(N("demo"), (whl,)), held)
+    assert again.fetches == () and again.deletes == ()
+    published = published_page(again, held, ("1.0",)).files[0]
+    assert published.provenance == Provenance(
+        "../../packages/aa/bb/demo/demo-1.0-py3-none-any.whl.provenance", {"sha256": SHA2}
+    )
+    # The upstream stops offering it: it goes (and its file stays).
+    dropped = plan_project(ProjectPage(N("demo"), (replace(whl, provenance=None),)), held)
+    assert dropped.deletes == (path + ".provenance",)
+    assert published_page(dropped, held, ("1.0",)).files[0].provenance is None

@@ -19,13 +19,18 @@ Conventions shared by both formats:
   means "available, hashes unknown" (True);
 * PEP 792 status names are lower-cased; a ``quarantined`` page keeps its files (policy
   lives elsewhere);
-* filenames are *not* checked for path safety here: that is the layout's job.
+* filenames are *not* checked for path safety here: that is the layout's job;
+* read liberally, strict only where safety needs it: serials may be integers or decimal strings
+  (bounded), a missing api-version means 1.0, and an optional field we cannot use (requires-python,
+  upload-time, yanked, core-metadata, versions, project-status, provenance, a bad serial or api
+  version) is dropped and noted in ``ProjectPage.dropped`` (root parsers: ``.dropped``) instead
+  of failing the page. Names, filenames, URLs, hashes and sizes stay strict.
 
 The root index can be huge (800,000 projects on PyPI), so :class:`IndexJsonParser` and
 :class:`IndexHtmlParser` parse it incrementally with bounded memory.
 """
 
-from mirror.core.parse._fields import MAX_ELEMENT_SIZE, Skipped, derive_versions
+from mirror.core.parse._fields import MAX_ELEMENT_SIZE, Skipped, derive_versions, parse_serial
 from mirror.core.parse.project_html import parse_project_html
 from mirror.core.parse.project_json import parse_project_json
 from mirror.core.parse.root_html import IndexHtmlParser
@@ -39,4 +44,5 @@ __all__ = [
     "derive_versions",
     "parse_project_html",
     "parse_project_json",
+    "parse_serial",
 ]

@@ -51,6 +51,10 @@ _OBJECTS_PER_FILE: Final = 4
 _PAGE_OBJECTS: Final = 3
 _NORMALIZED_RE: Final = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _SERIAL_RE: Final = re.compile(r"SERIAL\s+([0-9]{1,18})")
+# A serial as text (bandersnatch 8.2 and PyPI proxies send ``"_last-serial": "37059094"``): decimal,
+# bounded so that no upstream can hand the state database an integer SQLite cannot store.
+_SERIAL_TEXT_RE: Final = re.compile(r"[0-9]{1,18}")
+_MAX_SERIAL: Final = 10**18 - 1
 _SUPPORTED_MAJOR: Final = 1
 
 
@@ -88,12 +92,37 @@ def _api_version(value: object, what: str) -> str:
     return value.strip()
 
 
-def _serial(value: object, what: str) -> int | None:
+def _liberal_api_version(value: object, what: str, dropped: Skipped) -> str:
+    """The api-version; missing or unreadable means 1.0 (dropped, noted). Another major version fails."""
+    if value is None:
+        return "1.0"
+    if isinstance(value, str) and (match := _API_VERSION_RE.fullmatch(value.strip())) is not None:
+        if int(match.group(1)) != _SUPPORTED_MAJOR:
+            raise _Invalid(f"unsupported api version {value.strip()} (only 1.x is understood)")
+        return value.strip()
+    dropped.note(f"{what} is not a version number: {_short(value)} (read as 1.0)")
+    return "1.0"
+
+
+def parse_serial(value: object) -> int | None:
+    """A serial given as a non-negative integer or a decimal string (bounded); None if it is neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value <= _MAX_SERIAL else None
+    if isinstance(value, str) and _SERIAL_TEXT_RE.fullmatch(text := value.strip()) is not None:
+        return int(text)
+    return None
+
+
+def _serial(value: object, what: str, dropped: Skipped) -> int | None:
+    """A serial, or None when absent; an unusable one is dropped (noted), never fatal."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _Invalid(f"{what} must be a non-negative integer, not {_short(value)}")
-    return value
+    serial = parse_serial(value)
+    if serial is None:
+        dropped.note(f"{what} is not a non-negative integer: {_short(value)}")
+    return serial
 
 
 def _digest(algorithm: str, digest: str, what: str) -> str:
@@ -142,6 +171,21 @@ def _load_json(body: bytes) -> object:
         raise _Invalid(str(exc).splitlines()[0]) from None
 
 
+def _hashed_link(base_url: str, link: str, what: str) -> tuple[str, dict[str, str]]:
+    """Resolve ``link``; the PEP 503 ``#<hash>=<hex>`` fragment becomes hashes (others ignored)."""
+    try:
+        url, fragment = urldefrag(urljoin(base_url, link.strip()))
+    except ValueError:
+        raise _Invalid(f"{what}: unusable URL {_short(link)}") from None
+    hashes: dict[str, str] = {}
+    for part in fragment.split("&"):
+        key, sep, value = part.partition("=")
+        algorithm = key.strip().lower()
+        if sep and algorithm in _DIGEST_HEX_LENGTHS and algorithm not in hashes:
+            hashes[algorithm] = _digest(algorithm, value.strip(), what)
+    return url, hashes
+
+
 def _join(base_url: str, link: str, what: str) -> str:
     """Resolve ``link`` against ``base_url`` and drop any fragment."""
     try:
@@ -152,7 +196,11 @@ def _join(base_url: str, link: str, what: str) -> str:
 
 
 class Skipped:
-    """Root index entries refused one by one (a bad name must not cost the other 800,000)."""
+    """What a parser refused or dropped, one note each: counted, the first few kept as examples.
+
+    Root index entries are refused one by one (a bad name must not cost the other 800,000); optional
+    fields a page gets wrong are dropped one by one (the page is still used without them).
+    """
 
     KEEP = 20
 
@@ -164,6 +212,11 @@ class Skipped:
         self.count += 1
         if len(self.examples) < self.KEEP:
             self.examples.append(message)
+
+    def lines(self) -> tuple[str, ...]:
+        """The kept examples, and how many more there were."""
+        more = self.count - len(self.examples)
+        return (*self.examples, f"... and {more} more") if more > 0 else tuple(self.examples)
 
 
 def derive_versions(files: Iterable[DistFile]) -> tuple[str, ...]:

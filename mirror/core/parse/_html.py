@@ -9,8 +9,9 @@ from html.parser import HTMLParser
 from mirror.core.parse._fields import (
     _SERIAL_RE,
     MAX_ELEMENT_SIZE,
-    _api_version,
+    Skipped,
     _Invalid,
+    _liberal_api_version,
 )
 
 Attrs = dict[str, str | None]
@@ -120,5 +121,5 @@ def _feed_html(parser: _SimpleHTML, body: bytes) -> None:
         parser.feed_checked(text)
 
 
-def _html_api_version(value: str | None) -> str:
-    return "1.0" if value is None else _api_version(value, "pypi:repository-version")
+def _html_api_version(value: str | None, dropped: Skipped) -> str:
+    return _liberal_api_version(value, "pypi:repository-version", dropped)

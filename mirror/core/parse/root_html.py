@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+from typing import Final
 from urllib.parse import unquote, urlsplit
 
 from mirror.core.models import IndexEntry, IndexMeta
@@ -15,6 +16,9 @@ from mirror.core.parse._fields import (
 from mirror.core.parse._html import Attrs, _html_api_version, _SimpleHTML
 from mirror.errors import UpstreamError
 
+# Distribution file names (PEP 527 and the legacy formats a directory of them may hold).
+_DIST_SUFFIXES: Final = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".egg", ".exe", ".msi", ".rpm")
+
 
 class IndexHtmlParser:
     """Incremental parser of a PEP 503 HTML root index, with the interface of :class:`IndexJsonParser`.
@@ -22,16 +26,23 @@ class IndexHtmlParser:
     Each anchor with an ``href`` is a project: its text (or else the last path segment of its
     ``href``) is the name. Serials are unknown per project; ``close()`` returns the PEP 629
     ``pypi:repository-version`` (default 1.0) and the ``<!--SERIAL n-->`` comment if present, and
-    raises UpstreamError if the document never reached ``</body>`` or ``</html>`` (truncated).
+    raises UpstreamError if the document never reached ``</body>`` or ``</html>`` (truncated), or
+    if it links distribution files rather than projects (a directory listing of wheels, or a
+    project page given as the root): every "project" of such a page would 404.
     """
 
     def __init__(self) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8-sig")()
         self._pending: list[IndexEntry] = []
         self.skipped = Skipped()
+        self.dropped = Skipped()
+        """Fields of the page itself it could not use and left out (an unreadable api version)."""
         self._parser = _SimpleHTML(self._on_anchor, collect_text=True)
         self._error: UpstreamError | None = None
         self._closed = False
+        self._anchors = 0
+        self._file_links = 0
+        self._file_example = ""
 
     def feed(self, chunk: bytes) -> list[IndexEntry]:
         """Consume the next chunk; return the projects it completed."""
@@ -59,7 +70,12 @@ class IndexHtmlParser:
             self._parser.finish()
             if self._pending or not self._parser.ended:
                 raise _Invalid("document ends early (no </body> or </html>)")
-            api_version = _html_api_version(self._parser.api_version)
+            if self._file_links and self._file_links * 2 >= self._anchors:
+                raise _Invalid(
+                    f"it links distribution files, not projects (e.g. {_short(self._file_example)}): "
+                    "a directory listing is not a simple index (PEP 503)"
+                )
+            api_version = _html_api_version(self._parser.api_version, self.dropped)
         except _Invalid as exc:
             raise self._fail(str(exc)) from None
         return IndexMeta(api_version=api_version, last_serial=self._parser.serial)
@@ -78,12 +94,18 @@ class IndexHtmlParser:
         href = attrs.get("href")
         if href is None:
             return
+        try:
+            path = urlsplit(href.strip()).path
+        except ValueError:
+            raise _Invalid(f"unusable link {_short(href)}") from None
+        self._anchors += 1
+        segment = unquote(path.rpartition("/")[2])
+        if segment.lower().endswith(_DIST_SUFFIXES):
+            # A link to a file, not to a project's page: counted to recognise a flat listing.
+            self._file_links += 1
+            self._file_example = self._file_example or segment
         name = text.strip()
         if not name:
-            try:
-                path = urlsplit(href.strip()).path
-            except ValueError:
-                raise _Invalid(f"unusable link {_short(href)}") from None
             name = unquote(path.rstrip("/").rpartition("/")[2])
         if not name:
             return

@@ -13,12 +13,13 @@ from packaging.utils import (
 
 from mirror.core.models import IndexEntry, IndexMeta
 from mirror.core.parse._fields import (
+    _MAX_SERIAL,
     _NORMALIZED_RE,
     MAX_ELEMENT_SIZE,
     MAX_NAME,
     Skipped,
-    _api_version,
     _Invalid,
+    _liberal_api_version,
     _normalize,
     _reject_constant,
     _serial,
@@ -77,6 +78,8 @@ class IndexJsonParser:
         self._error: UpstreamError | None = None
         self._closed = False
         self.skipped = Skipped()
+        self.dropped = Skipped()
+        """Fields it could not use and left out: an unreadable api version or serial."""
 
     def feed(self, chunk: bytes) -> list[IndexEntry]:
         """Consume the next chunk; return the projects it completed."""
@@ -107,7 +110,8 @@ class IndexJsonParser:
         if not self._seen_projects:
             raise self._fail("projects missing")
         if self._meta is None:
-            raise self._fail("meta missing")
+            self._meta = IndexMeta()  # PEP 691 requires it; without it, the page is read as api 1.0
+            self.dropped.note("meta missing (read as api-version 1.0)")
         return self._meta
 
     def _check_usable(self) -> None:
@@ -141,7 +145,8 @@ class IndexJsonParser:
                         break
                     value, pos = taken
                     try:
-                        out.append(_index_entry(cast("dict[str, object]", value), self._items))  # '{' decoded
+                        entry = cast("dict[str, object]", value)  # '{' decoded
+                        out.append(_index_entry(entry, self._items, self.dropped))
                     except _Invalid as exc:
                         self.skipped.note(str(exc))
                     self._items += 1
@@ -184,7 +189,7 @@ class IndexJsonParser:
                     if self._key == "meta":
                         if self._meta is not None:
                             raise _Invalid("meta given twice")
-                        self._meta = _index_meta(value)
+                        self._meta = _index_meta(value, self.dropped)
                     self._state = _AFTER_VALUE
                 else:
                     raise _Invalid(f"expected {_EXPECTED[state]} at character {self._at(pos)}, found {_short(char)}")
@@ -275,21 +280,22 @@ class IndexJsonParser:
         return None
 
 
-def _index_meta(value: object) -> IndexMeta:
+def _index_meta(value: object, dropped: Skipped) -> IndexMeta:
     if not isinstance(value, dict):
-        raise _Invalid("meta must be an object")
+        dropped.note(f"meta is not an object: {_short(value)}")
+        value = {}
     return IndexMeta(
-        api_version=_api_version(value.get("api-version"), "meta.api-version"),
-        last_serial=_serial(value.get("_last-serial"), "meta._last-serial"),
+        api_version=_liberal_api_version(value.get("api-version"), "meta.api-version", dropped),
+        last_serial=_serial(value.get("_last-serial"), "meta._last-serial", dropped),
     )
 
 
-def _index_entry(value: dict[str, object], index: int) -> IndexEntry:
+def _index_entry(value: dict[str, object], index: int, dropped: Skipped) -> IndexEntry:
     name = value.get("name")
     serial = value.get("_last-serial")
     # Fast path for the common case (800,000 times on PyPI): already normalized, plain serial.
     if type(name) is not str or len(name) > MAX_NAME or _NORMALIZED_RE.fullmatch(name) is None:
         name = _normalize(name, f"projects[{index}].name")
-    if type(serial) is not int or serial < 0:
-        serial = _serial(serial, f"projects[{index}]._last-serial")
+    if type(serial) is not int or not 0 <= serial <= _MAX_SERIAL:
+        serial = _serial(serial, f"projects[{index}]._last-serial", dropped)
     return IndexEntry(name=NormalizedName(name), serial=serial)
