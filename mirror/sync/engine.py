@@ -329,7 +329,7 @@ class Syncer:
             return
         self._missing.add(name)
         if name in (self._wanted_names() or ()):
-            self.report.failed[name] = f"{name}: not on the upstream (its page is 404)"
+            self.report.failed[name] = f"{name}: not listed by the upstream index (its page is 404)"
             self.reporter.project_done(name, "failed", self.report.failed[name])
         else:
             self.reporter.info(f"{name}: wanted but not on the upstream (its page is 404)")

@@ -118,7 +118,7 @@ def test_a_named_project_the_upstream_lacks_fails_the_run(
 ) -> None:
     mirror.write_config(static_index.simple_url)
     assert mirror.run("sync", "alpha", "no-such-project") == EXIT_PARTIAL
-    assert "no-such-project: not on the upstream (its page is 404)" in capsys.readouterr().err
+    assert "no-such-project: not listed by the upstream index (its page is 404)" in capsys.readouterr().err
     assert (mirror.web / "simple" / "alpha" / "index.html").exists()
 
 
