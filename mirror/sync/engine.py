@@ -283,7 +283,7 @@ class Syncer:
             return False
         size, serials = self.state.get_int("root_bytes"), self.state.get_meta("serials")
         if size is None:
-            # Learnt once, and again on every full fetch of the root: a HEAD costs one small request.
+            # Learnt once (and again on every full fetch of the root) from a GET whose body is not read.
             try:
                 size, kind = await self.upstream.root_head(self.config.require_upstream())
             except (TransientError, UpstreamError):
