@@ -205,6 +205,28 @@ class Upstream:
 
         return await self._with_retries(lambda: self._page_once(url, headers, read))
 
+    async def root_head(self, url: str) -> tuple[int | None, str | None]:
+        """The root index's size (Content-Length) and format (``json``/``html``), or None each where unknown.
+
+        A GET whose body is not read (the connection is dropped): some index servers answer HEAD
+        with a body, which breaks the connection for the next request.
+        """
+
+        async def once() -> tuple[int | None, str | None]:
+            async with self._request("GET", url, {"Accept": ACCEPT}) as response:
+                if response.status_code in _RETRY_STATUS:
+                    _raise_for_status(response)
+                if not 200 <= response.status_code < 300:
+                    return None, None
+                declared = response.headers.get("content-length", "")
+                try:
+                    kind: str | None = _page_format(response)
+                except UpstreamError:
+                    kind = None
+                return (int(declared) if declared.isdigit() else None), kind
+
+        return await self._with_retries(once)
+
     async def download_root(
         self, url: str, writer_factory: Callable[[], AsyncWriter], *, etag: str | None, last_modified: str | None
     ) -> Page | None:

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS projects (
     serial INTEGER,            -- the serial of the published page (NULL: unknown or not yet published)
     published INTEGER NOT NULL DEFAULT 0,  -- 1 once the project's pages exist
     etag TEXT,
-    last_modified TEXT
+    last_modified TEXT,
+    page_sha256 TEXT           -- sha256 of the upstream body the published pages were made from
 );
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,     -- relative to web/
@@ -94,6 +95,7 @@ class State:
             # 32 MiB of page cache (the default 2 MiB re-read the files and change-log B-trees on every batch).
             self._db.execute("PRAGMA cache_size=-32768")
             self._db.executescript(_SCHEMA)
+            _add_column(self._db, "projects", "page_sha256 TEXT")
         except (OSError, sqlite3.Error) as exc:
             raise EnvironmentFault(
                 f"cannot open state database {path}: {exc}; if it is damaged, "
@@ -190,6 +192,15 @@ class State:
         self._db.executemany("INSERT INTO work (action, name, serial) VALUES (?, ?, ?)", rows)
         self.commit()
 
+    def queue_deletions(self, names: Iterable[str]) -> None:
+        """Add project deletions to the work list (names already queued for deletion are skipped)."""
+        self._db.executemany(
+            "INSERT INTO work (action, name, serial) SELECT 'delete', ?, NULL "
+            "WHERE NOT EXISTS (SELECT 1 FROM work WHERE action = 'delete' AND name = ?)",
+            ((name, name) for name in names),
+        )
+        self.commit()
+
     def count_work(self, action: Action) -> int:
         row = self._db.execute("SELECT count(*) FROM work WHERE action = ?", (action.value,)).fetchone()
         return int(row[0])
@@ -234,13 +245,21 @@ class State:
         self._db.executemany("DELETE FROM files WHERE path = ?", rows)
         self._wrote(len(rows))
 
-    def publish_project(self, name: str, serial: int | None, etag: str | None, last_modified: str | None) -> None:
+    def publish_project(
+        self, name: str, serial: int | None, etag: str | None, last_modified: str | None, page_sha256: str | None = None
+    ) -> None:
         """Record that ``name``'s pages are published at ``serial`` (call after the pages exist)."""
         self._db.execute(
-            "INSERT OR REPLACE INTO projects (name, serial, published, etag, last_modified) VALUES (?, ?, 1, ?, ?)",
-            (name, serial, etag, last_modified),
+            "INSERT OR REPLACE INTO projects (name, serial, published, etag, last_modified, page_sha256) "
+            "VALUES (?, ?, 1, ?, ?, ?)",
+            (name, serial, etag, last_modified, page_sha256),
         )
         self._wrote()
+
+    def page_digest(self, name: str) -> str | None:
+        """The sha256 of the upstream page body ``name``'s published pages were made from, if known."""
+        row = self._db.execute("SELECT page_sha256 FROM projects WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
 
     def register_project(self, name: str) -> None:
         """Make a project known before its first files land, so its deletion can find them."""
@@ -284,6 +303,14 @@ class State:
         self._db.execute("DELETE FROM closure")
         self._db.executemany("INSERT OR REPLACE INTO closure (name, want) VALUES (?, ?)", list(wants))
         self.commit()
+
+    def set_upstream(self, name: str, serial: int | None, *, listed: bool = True) -> None:
+        """Note one project of the listing as seen (or not) without the root (a direct run)."""
+        if listed:
+            self._db.execute("INSERT OR REPLACE INTO upstream (name, serial) VALUES (?, ?)", (name, serial))
+        else:
+            self._db.execute("DELETE FROM upstream WHERE name = ?", (name,))
+        self._wrote()
 
     def upstream_entry(self, name: str) -> IndexEntry | None:
         row = self._db.execute("SELECT name, serial FROM upstream WHERE name = ?", (name,)).fetchone()
@@ -469,3 +496,10 @@ def open_state(
             yield state
         finally:
             state.close()
+
+
+def _add_column(db: sqlite3.Connection, table: str, column: str) -> None:
+    """Add a column a state database made by an older version lacks."""
+    name = column.split()[0]
+    if all(row[1] != name for row in db.execute(f"PRAGMA table_info({table})")):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")

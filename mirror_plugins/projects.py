@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from packaging.specifiers import SpecifierSet
@@ -24,6 +24,9 @@ class Allowlist:
 
     def filter_project(self, name: NormalizedName) -> Decision | None:
         return None if name in self.wants else Decision(False, self.plugin, self.why)
+
+    def projects(self) -> Collection[NormalizedName]:
+        return self.wants.keys()
 
     def fingerprint(self) -> str:
         return _fingerprint(self.plugin, self.wants)

@@ -8,7 +8,7 @@ its reason, so ``--explain`` can say why a file is or is not mirrored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -117,6 +117,17 @@ class DependencyRoots(Protocol):
 
 
 @runtime_checkable
+class ProjectSet(Protocol):
+    """A project filter that keeps only a finite, known set of names (an allowlist).
+
+    The engine may then fetch those projects' pages directly instead of the whole upstream index.
+    Every name ``filter_project`` keeps must be in ``projects()``.
+    """
+
+    def projects(self) -> Collection[NormalizedName]: ...
+
+
+@runtime_checkable
 class Fingerprinted(Protocol):
     """A filter whose decisions depend on more than its config table (e.g. a requirements file's lines).
 
@@ -195,6 +206,17 @@ class FilterChain:
             for name, want in plugin.roots().items():
                 roots[name] = roots[name].merge(want) if name in roots else want
         return roots
+
+    def wanted_projects(self) -> frozenset[NormalizedName] | None:
+        """The only projects the chain can keep, when some plugin names them; None when any name may be kept."""
+        found: frozenset[NormalizedName] | None = None
+        for plugin in self.plugins:
+            if isinstance(plugin, ProjectSet):
+                names = frozenset(plugin.projects())
+                found = names if found is None else found & names
+        if found is None:
+            return None
+        return frozenset(name for name in found if self.keep_project(name))
 
     def fingerprint(self) -> str:
         return "\n".join(p.fingerprint() for p in self.plugins if isinstance(p, Fingerprinted))

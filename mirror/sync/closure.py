@@ -28,6 +28,7 @@ from mirror.core import layout
 from mirror.core.closure import Want, dependencies, grow
 from mirror.core.environments import default_targets
 from mirror.core.filters import FilterChain, file_version
+from mirror.core.models import IndexEntry
 from mirror.core.plan import Action, Download, IndexChange, ProjectPlan
 from mirror.errors import MirrorError, UpstreamError
 from mirror.storage.base import Storage
@@ -58,6 +59,9 @@ class Engine(Protocol):
         """A dry run's plans, kept to read the metadata they would fetch."""
 
     def filters_changed(self) -> bool: ...
+
+    def listed(self, name: NormalizedName) -> IndexEntry | None:
+        """The upstream's entry for ``name`` (None: the upstream does not have it)."""
 
     def report_dry_plan(self, name: NormalizedName, plan: ProjectPlan) -> None: ...
 
@@ -139,7 +143,7 @@ class _Resolution:
         for name, plan in sorted((syncer.dry_plans or {}).items()):
             syncer.report_dry_plan(name, plan)
         syncer.report.unresolved = sorted(self.unresolved)
-        missing = sorted(n for n in self.wants if syncer.state.upstream_entry(n) is None)
+        missing = sorted(n for n in self.wants if syncer.listed(n) is None)
         if missing:
             syncer.reporter.info(f"dependency closure: {len(missing)} projects not on the upstream, e.g. {missing[0]}")
         syncer.reporter.info(f"dependency closure: {len(self.wants)} projects after {self.rounds} rounds")
@@ -175,7 +179,7 @@ def _work(
     stored = _stored(syncer.state)
     refilter = syncer.options.force_check or syncer.filters_changed()
     for name in sorted(todo):
-        entry = syncer.state.upstream_entry(name)
+        entry = syncer.listed(name)
         if entry is None or not chain.keep_project(name):
             continue
         local = syncer.state.local_project(name)

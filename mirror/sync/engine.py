@@ -48,6 +48,7 @@ from mirror.core.plan import (
 )
 from mirror.errors import (
     Deferred,
+    DeletionGuardTripped,
     IntegrityError,
     NotAnIndex,
     ProjectError,
@@ -71,6 +72,19 @@ _UNREACHABLE_STREAK = 25
 # After this many projects fail to give a project page (404, not a simple page) before any did, the
 # upstream is no simple index (a web page, a listing of something else): said once, exit 4, not retried forever.
 _NOT_AN_INDEX_STREAK = 10
+# Discovery. When a run wants a finite, known set of projects (named, allowlisted, a stored closure),
+# their pages can be fetched directly instead of the root index. A root without per-project serials
+# (PEP 503 HTML, as the real index here and pypiserver serve) spares no page fetch: every wanted page
+# is fetched either way, so direct always wins. A JSON root with serials spares the fetches of
+# unchanged projects, and costs its size: measured against the real index (benchmarks/discovery.py)
+# its 40 MB root takes ~18 s wall, ~8 s CPU to fetch and stage, while 100 popular projects' pages
+# (59 MB: popular pages are big) take ~2-8 s; a median project page is ~30 KB. So the root is used
+# when it is smaller than ROOT_BYTES_PER_PAGE bytes per wanted project (a small upstream: one
+# request, often a 304, tells the serials of all), and the pages go direct when the root is large
+# (PyPI's: up to ~1200 wanted projects).
+ROOT_BYTES_PER_PAGE = 32 * 1024
+# A page that 404s in a direct run is asked for once more after this long before its project goes.
+_GONE_RECHECK_SECONDS = 1.0
 
 
 class Syncer:
@@ -103,6 +117,12 @@ class Syncer:
         self.dry_plans: dict[NormalizedName, ProjectPlan] | None = None
         # What this run may still delete because the upstream stopped offering it (set by run()).
         self._budget = DeletionBudget(0, 0, config.max_delete_fraction)
+        # Direct discovery: the wanted pages are fetched without the root index (see ROOT_BYTES_PER_PAGE).
+        self.direct = False
+        self._gone: set[NormalizedName] = set()  # held projects whose page now 404s
+        self._missing: set[NormalizedName] = set()  # wanted projects the upstream never had
+        self._seen_serial: int | None = None
+        self._named: frozenset[NormalizedName] | None = None
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -110,12 +130,22 @@ class Syncer:
         if not self.options.dry_run:
             self._clean_journal()
             _discard_root_cache(self.config.state_dir)
-        root = await self._refresh_root()
+        wanted = self._wanted_estimate()
+        root = None if await self._direct_is_cheaper(wanted) else await self._refresh_root(wanted)
+        if root is None:
+            self._go_direct(wanted or frozenset())
         serial_mode = self.state.get_meta("serials") == "1"
         rechecks = self.state.due_rechecks(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
         self._rechecks_scheduled = rechecks is not None
         self.replan |= rechecks or set()
-        if root.not_modified and serial_mode and self._was_clean() and not self._forced() and not rechecks:
+        if (
+            root is not None
+            and root.not_modified
+            and serial_mode
+            and self._was_clean()
+            and not self._forced()
+            and not rechecks
+        ):
             self.reporter.info("upstream unchanged since the last complete run")
             return self._finish(root_serial=self.state.get_int("upstream_serial"))
         totals = self.state.totals()
@@ -126,7 +156,7 @@ class Syncer:
         self.state.store_work(c for c in changes if not resolving or c.action is Action.DELETE)
         syncs, deletes = self.state.count_work(Action.SYNC), self.state.count_work(Action.DELETE)
         self.report.planned += syncs
-        if not self.options.projects:
+        if not self.options.projects and not self.direct:
             # Only what the upstream stopped listing counts: removals the filters asked for are intended.
             guarded = self.state.count_upstream_deletions()
             check_deletion_guard(guarded, self.state.totals().projects, self.config.max_delete_fraction)
@@ -134,11 +164,13 @@ class Syncer:
         if not resolving:
             self.reporter.start(syncs, deletes)
         await self.sync_queued()
+        if self.direct:
+            self._queue_gone()
         if self.options.dry_run:
             self._report_dry_deletions()
             return self._finish(root_serial=None)
-        self._delete_projects(deletes)
-        return self._finish(root_serial=self.state.get_int("upstream_serial"))
+        self._delete_projects(self.state.count_work(Action.DELETE))
+        return self._finish(root_serial=self._run_serial())
 
     async def _resolve(self) -> bool:
         """Sync the dependency closure round by round; then ``self.filters`` decides by it.
@@ -174,7 +206,9 @@ class Syncer:
         return self._refilter
 
     def _must_refetch(self, name: NormalizedName) -> bool:
-        return self.options.force_check or name in self.replan or self.filters_changed()
+        # Projects named on the command line (and by verify --repair) are looked at for real.
+        named = name in (self._wanted_names() or ())
+        return self.options.force_check or named or name in self.replan or self.filters_changed()
 
     def _filters_key(self) -> str:
         return repr(
@@ -186,6 +220,9 @@ class Syncer:
         )
 
     def _upstream_entries(self) -> Iterator[IndexEntry]:
+        if self.direct:
+            yield from self._direct_entries()
+            return
         wanted = self._wanted_names()
         for entry in self.state.iter_upstream():
             if wanted is not None and entry.name not in wanted:
@@ -207,16 +244,112 @@ class Syncer:
 
         It is reported as failed, so the run exits 1 instead of succeeding at nothing.
         """
+        if self.direct:
+            return  # a direct run learns it from the page's 404 (_note_gone)
         for name in sorted(self._wanted_names() or ()):
             if self.state.upstream_entry(name) is None and self.state.project(name) is None:
                 message = f"{name}: not listed by the upstream index (is the name right?)"
                 self.report.failed[name] = message
                 self.reporter.project_done(name, "failed", message)
 
-    def _wanted_names(self) -> set[NormalizedName] | None:
+    def _wanted_names(self) -> frozenset[NormalizedName] | None:
         if not self.options.projects:
             return None
-        return {layout.project_name(name) for name in self.options.projects}
+        if self._named is None:
+            self._named = frozenset(layout.project_name(name) for name in self.options.projects)
+        return self._named
+
+    # -- direct discovery: the wanted pages, without the root index ------------------------------------
+
+    def _wanted_estimate(self) -> frozenset[NormalizedName] | None:
+        """The projects this run can want, when that is a finite set known before anything is fetched."""
+        named = self._wanted_names()
+        if named is not None:
+            return named
+        wanted = self.filters.wanted_projects()
+        if wanted is not None and self.filters.dependency_roots() is not None:
+            # The closure grows from its roots; the last run's closure is the best guess of its size.
+            wanted |= frozenset(self.state.closure())
+        return wanted
+
+    async def _direct_is_cheaper(self, wanted: frozenset[NormalizedName] | None) -> bool:
+        """The discovery rule (see ROOT_BYTES_PER_PAGE)."""
+        if wanted is None:
+            return False
+        size, serials = self.state.get_int("root_bytes"), self.state.get_meta("serials")
+        if size is None:
+            # Learnt once (and again on every full fetch of the root) from a GET whose body is not read.
+            try:
+                size, kind = await self.upstream.root_head(self.config.require_upstream())
+            except (TransientError, UpstreamError):
+                size, kind = None, None
+            if size is None:
+                return True  # no root, or one that will not say its size: the wanted pages it is
+            serials = "0" if kind == "html" else serials
+            self.state.set_meta("root_bytes", size)
+            self.state.set_meta("serials", serials)
+        return serials == "0" or size > len(wanted) * ROOT_BYTES_PER_PAGE
+
+    def _go_direct(self, wanted: frozenset[NormalizedName]) -> None:
+        self.direct = True
+        # The stored listing is not refreshed by this run: the next run that needs the root fetches it whole.
+        self.state.set_meta("root_etag", None)
+        self.state.set_meta("root_last_modified", None)
+        self.state.set_meta("clean", "0")
+        self.reporter.info(f"fetching the pages of {len(wanted)} wanted projects directly, not the upstream index")
+
+    def _direct_entries(self) -> Iterator[IndexEntry]:
+        named = self._wanted_names()
+        wanted = named if named is not None else self.filters.wanted_projects() or ()
+        for name in sorted(wanted):
+            if name not in self._gone and name not in self._missing and self.filters.keep_project(name):
+                yield IndexEntry(name, None)
+
+    def listed(self, name: NormalizedName) -> IndexEntry | None:
+        """The upstream's entry for ``name``; in a direct run every wanted name is assumed listed until it 404s."""
+        if self.direct:
+            return None if name in self._gone or name in self._missing else IndexEntry(name, None)
+        return self.state.upstream_entry(name)
+
+    def _note_listed(self, name: NormalizedName, serial: int | None) -> None:
+        """A direct run keeps the stored listing true of what it saw (verify --repair reads it)."""
+        if self.direct and self.state.upstream_entry(name) != IndexEntry(name, serial):
+            self.state.set_upstream(name, serial)
+
+    def _note_gone(self, name: NormalizedName) -> None:
+        self.state.set_upstream(name, None, listed=False)
+        if self.state.project(name) is not None:
+            self._gone.add(name)
+            self.reporter.info(f"{name}: the upstream no longer has it (its page is 404)")
+            return
+        self._missing.add(name)
+        if name in (self._wanted_names() or ()):
+            self.report.failed[name] = f"{name}: not listed by the upstream index (its page is 404)"
+            self.reporter.project_done(name, "failed", self.report.failed[name])
+        else:
+            self.reporter.info(f"{name}: wanted but not on the upstream (its page is 404)")
+
+    def _queue_gone(self) -> None:
+        """Queue the deletion of held projects whose page 404s, under the deletion guard."""
+        if not self._gone:
+            return
+        if not self.options.projects:
+            try:
+                check_deletion_guard(len(self._gone), self.state.totals().projects, self.config.max_delete_fraction)
+            except DeletionGuardTripped as exc:
+                for name in self._gone:
+                    self.report.deferred[name] = f"{name}: its page is 404; not deleted ({exc})"
+                if not self.options.dry_run:
+                    self._finish(root_serial=None)  # what did sync is published; the run is not clean
+                raise
+        self.state.queue_deletions(sorted(self._gone))
+
+    def _run_serial(self) -> int | None:
+        if not self.direct:
+            return self.state.get_int("upstream_serial")
+        # No root says where the upstream is: the newest page this run saw, never older than before.
+        known = [s for s in (self.state.get_int("serial"), self._seen_serial) if s is not None]
+        return max(known) if known else None
 
     def _finish(self, root_serial: int | None) -> RunReport:
         report = self.report
@@ -242,8 +375,11 @@ class Syncer:
 
     # -- discovery ------------------------------------------------------------------------------
 
-    async def _refresh_root(self) -> Page:
-        """Fetch the root index (conditionally); stage its listing into state when it changed."""
+    async def _refresh_root(self, wanted: frozenset[NormalizedName] | None) -> Page | None:
+        """Fetch the root index (conditionally); stage its listing into state when it changed.
+
+        None when the upstream has no root page but the run knows what it wants (fetched directly).
+        """
         upstream = self.config.require_upstream()
         etag = None if self._forced() else self.state.get_meta("root_etag")
         modified = None if self._forced() else self.state.get_meta("root_last_modified")
@@ -255,9 +391,13 @@ class Syncer:
         except (TransientError, UpstreamError) as exc:
             raise UpstreamUnreachable(f"cannot fetch the upstream index {upstream}: {exc}") from None
         if page is None:
+            if wanted is not None:
+                return None
             raise UpstreamUnreachable(f"the upstream index {upstream} answered 404")
         if page.not_modified:
             return page
+        with contextlib.suppress(OSError):
+            self.state.set_meta("root_bytes", cache.stat().st_size)
         try:
             meta = self._stage_root(cache, page)
         finally:
@@ -331,6 +471,9 @@ class Syncer:
             self.report.deferred[name] = _about(name, exc)
             self.reporter.project_done(name, "deferred", _about(name, exc))
             return
+        except _Gone:
+            self._note_gone(name)
+            return
         except ProjectError as exc:
             self._note_failure(name, exc)
             return
@@ -361,11 +504,16 @@ class Syncer:
             self._connect_streak = 0
 
     async def _sync_project(self, name: NormalizedName, promised: int | None) -> str:
-        page, response = await self._fetch_page(name, promised)
+        page, response, digest = await self._fetch_page(name, promised)
         if page is None:
             return "unchanged"
         held = self.state.project_files(name)
         plan = plan_project(self._filter(page), held, require_hashes=self.config.require_hashes)
+        if not plan.fetches and not plan.deletes and self._published_as(self._pages(name, plan)):
+            # Same files, hashes, yanks, status and metadata as served: no rename, no diff line.
+            if not self.options.dry_run:
+                self._remember(name, page.last_serial, response, digest)
+            return "unchanged"
         self._guard_deletions(page, plan, held)
         if self.options.dry_run:
             self._report_dry_plan(name, plan)
@@ -385,7 +533,7 @@ class Syncer:
             self.storage.delete(path)
             self.report.files_deleted += 1
         self.state.remove_files(plan.deletes)
-        self.state.publish_project(name, page.last_serial, response.etag, response.last_modified)
+        self.state.publish_project(name, page.last_serial, response.etag, response.last_modified, digest)
         self._changed = True
         return "synced"
 
@@ -402,35 +550,54 @@ class Syncer:
             raise SuspiciousPage(f"{page.name}: would delete {len(dropped)} files; {complaint}; retried next run")
         self._budget.spend(len(dropped), size)
 
-    async def _fetch_page(self, name: NormalizedName, promised: int | None) -> tuple[ProjectPage | None, Page]:
-        """The project's page, fresh enough for the serial the root promised; None if not modified."""
+    async def _fetch_page(
+        self, name: NormalizedName, promised: int | None
+    ) -> tuple[ProjectPage | None, Page, str | None]:
+        """The project's page, fresh enough for the serial the root promised, and its body's sha256.
+
+        None if not modified: a 304, or (for upstreams without validators) the very body the
+        published pages were made from, with the same filters.
+        """
         url = urljoin(self.config.require_upstream(), f"{name}/")
         known = self.state.project(name)
         conditional = promised is None and known is not None and not self._must_refetch(name)
         etag, modified = (known[1], known[2]) if conditional and known else (None, None)
         serial: int | None = None
         for attempt in range(self.config.stale_retries + 1):
-            response = await self._get(url, etag, modified, name)
+            response = await self._get(url, etag, modified, name, recheck=known is not None)
             if response.not_modified:
-                return None, response
+                return None, response, None
+            digest = hashlib.sha256(response.body).hexdigest()
+            if conditional and digest == self.state.page_digest(name):
+                self._note_listed(name, known[0] if known else None)
+                return None, response, digest
             page = self._parse(name, response)
             serial = response.serial if response.serial is not None else page.last_serial
+            if serial is not None and (self._seen_serial is None or serial > self._seen_serial):
+                self._seen_serial = serial
             if check_serial(name, promised, serial):
-                return _with_serial(page, serial), response
+                self._note_listed(name, serial)
+                return _with_serial(page, serial), response, digest
             if attempt < self.config.stale_retries:
                 await anyio.sleep(min(0.5 * 2**attempt, 10.0))
         raise StalePage(
             f"{name}: upstream page is at serial {serial}, the index promised {promised}; retrying next run"
         )
 
-    async def _get(self, url: str, etag: str | None, modified: str | None, name: str) -> Page:
+    async def _get(self, url: str, etag: str | None, modified: str | None, name: str, *, recheck: bool) -> Page:
         try:
             response = await self.upstream.get_page(url, etag=etag, last_modified=modified)
+            if response is None and self.direct and recheck:
+                # A held project goes only if its page is still 404 a moment later (not one CDN hiccup).
+                await anyio.sleep(_GONE_RECHECK_SECONDS)
+                response = await self.upstream.get_page(url, etag=etag, last_modified=modified)
         except TransientError as exc:
             raise _Unreachable(f"{name}: {exc}") from exc
         except NotAPageType as exc:
             raise _NotAPage(f"{name}: {exc}") from None
         if response is None:
+            if self.direct:
+                raise _Gone(f"{name}: its page is 404")
             raise _NotAPage(f"{name}: listed by the upstream index but its page is 404")
         if response.not_modified:
             self._got_a_page = True
@@ -532,6 +699,10 @@ class Syncer:
         return True
 
     async def _publish(self, name: NormalizedName, plan: ProjectPlan, response: Page) -> None:
+        await self.storage.write_pages(self._pages(name, plan))
+
+    def _pages(self, name: NormalizedName, plan: ProjectPlan) -> list[tuple[str, bytes]]:
+        """The project's pages as they are to be published, JSON first."""
         on_disk = self.state.project_files(name)
         missing = [item.path for item in plan.files if item.path not in on_disk]
         if missing:
@@ -540,9 +711,21 @@ class Syncer:
         page = published_page(plan, on_disk, versions)
         html, v1_html, v1_json = layout.page_paths(name)
         html_bytes = render.render_project_html(page)
-        await self.storage.write_pages(
-            [(v1_json, render.render_project_json(page)), (v1_html, html_bytes), (html, html_bytes)]
-        )
+        return [(v1_json, render.render_project_json(page)), (v1_html, html_bytes), (html, html_bytes)]
+
+    def _published_as(self, pages: list[tuple[str, bytes]]) -> bool:
+        """True when every page is already served with exactly these bytes."""
+        for path, body in pages:
+            if self.storage.size(path) != len(body) or b"".join(self.storage.read(path)) != body:
+                return False
+        return True
+
+    def _remember(self, name: NormalizedName, serial: int | None, response: Page, digest: str | None) -> None:
+        """Record an unchanged page's validators, only when they moved (the next request can then be a 304)."""
+        local, known = self.state.local_project(name), self.state.project(name)
+        moved = known is None or known[1:] != (response.etag, response.last_modified)
+        if local is None or local.serial != serial or moved or self.state.page_digest(name) != digest:
+            self.state.publish_project(name, serial, response.etag, response.last_modified, digest)
 
     # -- the root index and deletions -------------------------------------------------------------
 
@@ -628,6 +811,10 @@ def write_root(state: State, storage: Storage) -> None:
 
 class _Unreachable(ProjectError):
     """A project failed because the upstream did not answer (after retries)."""
+
+
+class _Gone(ProjectError):
+    """In a direct run, a wanted project's page is 404: deleted upstream, or never there."""
 
 
 class _NotAPage(UpstreamError):

@@ -82,6 +82,10 @@ class VerifyState(State):
             changes = (change for change in changes if change.action is not Action.DELETE)
         super().store_work(changes)
 
+    def queue_deletions(self, names: Iterable[str]) -> None:
+        if not self.keep_projects:
+            super().queue_deletions(names)
+
     def not_upstream(self, names: list[str]) -> list[str]:
         """Those of ``names`` the upstream listing staged by the last sync does not hold."""
         return [n for n in names if self._db.execute("SELECT 1 FROM upstream WHERE name = ?", (n,)).fetchone() is None]

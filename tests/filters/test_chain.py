@@ -61,3 +61,16 @@ def test_releases_group_files_by_the_version_in_their_names() -> None:
     assert [(r.version, len(r.files)) for r in grouped] == [("1.0", 2), ("", 1)]
     assert grouped[0].size == 12 and grouped[0].upload_time == "2024-02-01T00:00:00Z"
     assert Release("", ()).parsed is None and file_version("P-1.0.post1.tar.gz") == "1.0.post1"
+
+
+def test_wanted_projects_is_what_every_naming_plugin_allows() -> None:
+    allow = build(projects.allowlist, {"projects": ["a", "b", "c"]}, name="allowlist")
+    narrow = build(projects.allowlist, {"projects": ["b", "c", "d"]}, name="second")
+    block = build(projects.blocklist, {"projects": ["c"]}, name="blocklist")
+    assert FilterChain((allow, narrow, block)).wanted_projects() == frozenset({N("b")})
+    assert FilterChain((allow,)).wanted_projects() == frozenset({N("a"), N("b"), N("c")})
+    # Without a plugin that names its projects, any name may be kept: no finite set.
+    assert FilterChain((block, build(releases.latest))).wanted_projects() is None
+    resolving = build(projects.allowlist, {"projects": ["a"], "dependencies": True}, name="allowlist")
+    grown = FilterChain((resolving,)).with_closure({N("a"): Want(), N("dep"): Want()})
+    assert grown.wanted_projects() == frozenset({N("a"), N("dep")})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,3 +76,22 @@ def test_dry_run_state_commits_nothing(tmp_path: Path) -> None:
     dry.commit()
     dry.close()
     assert State(path).project("demo") is None
+
+
+def test_a_state_database_from_before_page_digests_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE projects (name TEXT PRIMARY KEY, serial INTEGER, published INTEGER NOT NULL DEFAULT 0, "
+        "etag TEXT, last_modified TEXT)"
+    )
+    old.execute("INSERT INTO projects VALUES ('demo', 3, 1, NULL, NULL)")
+    old.commit()
+    old.close()
+    state = State(path)
+    assert state.page_digest("demo") is None
+    state.publish_project("demo", 4, None, None, "ab" * 32)
+    state.commit()
+    assert state.page_digest("demo") == "ab" * 32
+    assert state.local_project("demo") is not None
+    state.close()
