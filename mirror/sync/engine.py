@@ -784,7 +784,12 @@ class Syncer:
 
     def _clean_journal(self) -> None:
         """Undo what an interrupted run left half-done, in the order that keeps every page's links whole."""
-        done = recovery.recover(self._journal.dirs(), self.storage, self.state)
+        dirs = self._journal.dirs()
+        if dirs:
+            # The interrupted run may have published pages (or part of the root) and died before the
+            # root: this run writes it even if every page now turns out unchanged.
+            self._changed = True
+        done = recovery.recover(dirs, self.storage, self.state)
         if done.temps:
             self.reporter.info(f"removed {done.temps} temporary files left by an interrupted run")
         if done.adopted:

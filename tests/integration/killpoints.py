@@ -176,17 +176,18 @@ def kill_group(group: int) -> None:
 
 
 def _group_alive(group: int) -> bool:
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its closing parenthesis.
-        fields = stat.rpartition(")")[2].split()
-        if int(fields[2]) == group and fields[0] != "Z":
-            return True
+    with os.scandir("/proc") as entries:  # closed on the early return too (warnings are errors)
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its closing parenthesis.
+            fields = stat.rpartition(")")[2].split()
+            if int(fields[2]) == group and fields[0] != "Z":
+                return True
     return False
 
 

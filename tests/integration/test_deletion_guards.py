@@ -46,9 +46,10 @@ def test_maintenance_pages_of_a_serialless_upstream_delete_nothing(
     ("body", "content_type", "why"),
     [
         (b"Service Unavailable\n", "text/plain", "unexpected Content-Type 'text/plain'"),
-        (b'{"files": []}', "application/vnd.pypi.simple.v1+json", "meta must be an object"),
+        # A missing meta is read liberally (api-version 1.0); a page that names no project is not a page.
+        (b'{"files": []}', "application/vnd.pypi.simple.v1+json", "name must be a string"),
     ],
-    ids=["text-plain", "json-without-meta"],
+    ids=["text-plain", "json-without-name"],
 )
 def test_a_200_that_is_not_a_project_page_is_an_error(
     upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str], body: bytes, content_type: str, why: str

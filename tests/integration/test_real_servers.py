@@ -172,9 +172,16 @@ def test_bandersnatch_tree(tmp_path: Path) -> None:
                 add,
                 fake.remove_release,
                 remove_project,
-                settle=lambda: run_bandersnatch(script, fake.url, tree),
+                settle=lambda: settle(script, fake.url, tree),
             )
             _exercise(up, tmp_path)
+
+
+def settle(script: Path, upstream_url: str, tree: Path) -> None:
+    """Two bandersnatch runs: one alone missed a change now and then here (about 1 run in 3 of this
+    test failed on a demo page or a root that did not show the change yet); the second catches up."""
+    run_bandersnatch(script, upstream_url, tree)
+    run_bandersnatch(script, upstream_url, tree)
 
 
 class _LazyStatic(StaticServer):

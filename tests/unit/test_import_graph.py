@@ -38,7 +38,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mirror._progress",
         "mirror._decoding",
     ),
-    ("mirror.sync", "mirror.verify", "mirror.airgap", "mirror.serve", "mirror._metrics"),
+    ("mirror.sync", "mirror.verify", "mirror.airgap", "mirror.serve", "mirror._metrics", "mirror._stateloss"),
     ("mirror.cli", "mirror.__main__"),
 )
 """Lowest first. Each module is in the layer of the longest prefix that names it (``mirror``: only itself)."""
