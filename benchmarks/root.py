@@ -20,7 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+from mirror.core.models import IndexEntry
 
 CHUNK = 1 << 20
 
@@ -56,7 +59,7 @@ def child(kind: str, body_path: Path, state_dir: Path) -> None:
     )
     state = State(state_dir / STATE_DB)
 
-    def entries():  # type: ignore[no-untyped-def]
+    def entries() -> Iterator[IndexEntry]:
         with body_path.open("rb") as handle:
             while chunk := handle.read(CHUNK):
                 yield from parser.feed(chunk)
