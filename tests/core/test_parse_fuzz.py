@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from packaging.utils import canonicalize_name
@@ -25,6 +26,10 @@ from mirror.core import render
 from mirror.core.models import DistFile, IndexEntry, IndexMeta, ProjectPage
 from mirror.core.parse import IndexHtmlParser, IndexJsonParser, parse_project_html, parse_project_json
 from mirror.errors import UpstreamError
+
+# Fixed-budget fuzzing takes seconds: left out of the fast loop (`-m "not slow"`), run by CI.
+pytestmark = pytest.mark.slow
+
 
 EXAMPLES = 300
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

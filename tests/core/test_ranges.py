@@ -95,6 +95,7 @@ def test_fuzz_parse_range(header: str, size: int) -> None:
         assert found.length == found.end - found.start + 1
 
 
+@pytest.mark.slow  # fixed-budget fuzzing: out of the fast loop, run by CI
 @settings(max_examples=FUZZ_EXAMPLES, derandomize=True, deadline=None)
 @given(first=st.integers(0, 10**MAX_DIGITS - 1), last=st.integers(0, 10**MAX_DIGITS - 1), size=st.integers(1, 2**40))
 def test_fuzz_valid_single_ranges(first: int, last: int, size: int) -> None:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import tomli_w
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
@@ -24,6 +25,10 @@ from mirror import _config as config
 from mirror import _plugins
 from mirror._http import make_client
 from mirror.errors import ConfigError
+
+# Fixed-budget fuzzing takes seconds: left out of the fast loop (`-m "not slow"`), run by CI.
+pytestmark = pytest.mark.slow
+
 
 TEXT_EXAMPLES = 1000
 DOCUMENT_EXAMPLES = 400

@@ -14,6 +14,7 @@ import io
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,10 @@ from mirror.airgap.manifest import (
 from mirror.airgap.tarstream import Gunzip, Readable, TarStream
 from mirror.errors import BundleRefused
 from tests.bundles import tar_of
+
+# Fixed-budget fuzzing takes seconds: left out of the fast loop (`-m "not slow"`), run by CI.
+pytestmark = pytest.mark.slow
+
 
 BUDGET = settings(
     max_examples=1000, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
