@@ -12,17 +12,17 @@ checkout's venv measures the code before a change)::
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from harness.measure import run_mirror  # noqa: E402
 
 from tests.oversized import (  # noqa: E402
     JSON_TYPE,
@@ -83,24 +83,10 @@ def run_case(python: str, name: str, workdir: Path) -> tuple[int, float, float, 
         url = server.stdout.readline().strip()
         config = workdir / f"{name}.toml"
         config.write_text(f'[mirror]\ndirectory = "{workdir / name}"\nupstream = "{url}"\nretries = 0\n')
-        started = time.perf_counter()
-        child = subprocess.Popen(
-            [python, "-m", "mirror", "--config", str(config), "sync", *CASES[name][1]],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=workdir,
-        )
-        assert child.stderr is not None
-        err = child.stderr.read()
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - started
+        return run_mirror([python, "-m", "mirror", "--config", str(config), "sync", *CASES[name][1]], workdir)
     finally:
         server.stdin.close()
         server.wait()
-    last = err.strip().splitlines()[-1] if err.strip() else ""
-    return child.returncode, wall, usage.ru_maxrss / 1024, last
 
 
 def main() -> int:

@@ -12,15 +12,14 @@ The issue's bar is < 256 MB (the standard library's tar reader took 1.1 GB for 5
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness.measure import run_mirror  # noqa: E402
 
 from tests.bundles import file_entry, pax_bomb, tar_of, write_bundle  # noqa: E402
 
@@ -43,20 +42,7 @@ def build(where: Path, pax_mib: int) -> tuple[Path, Path]:
 
 def measure(config: Path, usb: Path, python: str, root: Path) -> tuple[int, float, float, str]:
     """(exit code, wall seconds, peak RSS in MB, last stderr line) of one ``mirror import`` run."""
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        [python, "-m", "mirror", "--config", str(config), "import", str(usb)],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stderr is not None
-    err = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    last = (err.strip().splitlines() or [""])[-1]
-    return child.returncode, time.perf_counter() - started, usage.ru_maxrss / 1024, last
+    return run_mirror([python, "-m", "mirror", "--config", str(config), "import", str(usb)], root)
 
 
 def main() -> int:

@@ -11,15 +11,15 @@ while the file count quadruples; the issue's bar is < 256 MB at 200,000 files.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness.measure import run_mirror  # noqa: E402
 
 from tests.synthetic_mirror import build  # noqa: E402
 
@@ -28,20 +28,7 @@ LIMIT_MB = 256
 
 def measure(config: Path, *args: str) -> tuple[int, float, float, str]:
     """(exit code, wall seconds, peak RSS in MB, last stderr line) of one ``mirror verify`` run."""
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "mirror", "--quiet", "--config", str(config), "verify", *args],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stderr is not None
-    err = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
-    return child.returncode, wall, usage.ru_maxrss / 1024, (err.strip().splitlines() or [""])[-1]
+    return run_mirror([sys.executable, "-m", "mirror", "--quiet", "--config", str(config), "verify", *args], ROOT)
 
 
 def main() -> int:

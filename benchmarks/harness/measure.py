@@ -100,3 +100,19 @@ def count_packages(packages: Path) -> TreeCount:
                 files += 1
                 size += os.stat(os.path.join(root, name)).st_size
     return TreeCount(files, metadata, size)
+
+
+def run_mirror(argv: Sequence[str], cwd: Path) -> tuple[int, float, float, str]:
+    """(exit code, wall seconds, peak RSS in MB, last stderr line) of one ``mirror`` child run.
+
+    ``wait4`` gives that child's own peak (its reaped writer child included); the caller's process
+    must be small, since Linux keeps a peak RSS across fork and exec.
+    """
+    started = time.perf_counter()
+    child = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert child.stderr is not None
+    err = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
+    last = (err.strip().splitlines() or [""])[-1]
+    return child.returncode, time.perf_counter() - started, usage.ru_maxrss / 1024, last
