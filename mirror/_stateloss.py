@@ -19,20 +19,21 @@ never rewritten without a project it lists that state neither publishes nor is d
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from packaging.utils import NormalizedName
 
 from mirror._state import STATE_DB, State
 from mirror.core import layout, parse
-from mirror.errors import MirrorError, StateLost
-from mirror.storage.base import Storage
+from mirror.errors import StateLost
+from mirror.storage.base import Storage, root_names
+from mirror.storage.fs import FileStorage
 
 SAMPLE = 100
 """How many published projects the foreign check looks up."""
-_CHUNK = 1 << 16
+_ROOT_JSON = f"{layout.SIMPLE}/index.v1_json"
 _RECOVER = (
     "rebuild it from the tree with `mirror verify --rebuild-state` (reads pages, hashes files, downloads nothing)"
 )
@@ -64,24 +65,8 @@ def _refusal() -> str:
 
 def published_sample(web: Path, limit: int = SAMPLE) -> list[NormalizedName]:
     """Up to ``limit`` projects ``web`` publishes: the first the root index lists, else page directories."""
-    names = list(_root_names(web, limit))
+    names = list(itertools.islice(root_names(FileStorage(web), _ROOT_JSON, parse.IndexJsonParser()), limit))
     return names if names else _page_dirs(web, limit)
-
-
-def _root_names(web: Path, limit: int) -> Iterator[NormalizedName]:
-    """The first ``limit`` names of the published JSON root (none if it is missing or unreadable)."""
-    parser = parse.IndexJsonParser()
-    count = 0
-    try:
-        with open(web / layout.SIMPLE / "index.v1_json", "rb") as handle:
-            while count < limit and (chunk := handle.read(_CHUNK)):
-                for entry in parser.feed(chunk):
-                    yield entry.name
-                    count += 1
-                    if count >= limit:
-                        return
-    except (OSError, MirrorError):
-        return
 
 
 def _page_dirs(web: Path, limit: int) -> list[NormalizedName]:
@@ -99,9 +84,6 @@ def _page_dirs(web: Path, limit: int) -> list[NormalizedName]:
     return sorted(found)
 
 
-_ROOT_JSON = f"{layout.SIMPLE}/index.v1_json"
-
-
 def check_root(state: State, storage: Storage) -> None:
     """Refuse to rewrite the root without a project it lists, whose page is there, and that state does not know.
 
@@ -113,7 +95,7 @@ def check_root(state: State, storage: Storage) -> None:
     if digest is None or state.get_meta(ROOT_STAT) == digest:
         return
     unknown, first = 0, ""
-    for name in _all_root_names(storage):
+    for name in root_names(storage, _ROOT_JSON, parse.IndexJsonParser()):
         # A listed name without a page is a broken listing: dropping it is a fix, not a loss.
         if state.project(name) is None and _has_page(storage, name):
             unknown += 1
@@ -145,13 +127,3 @@ def _root_digest(storage: Storage) -> str | None:
     except OSError:
         return None  # writing the new root will report it
     return digest.hexdigest()
-
-
-def _all_root_names(storage: Storage) -> Iterator[NormalizedName]:
-    parser = parse.IndexJsonParser()
-    try:
-        for chunk in storage.read(_ROOT_JSON):
-            for entry in parser.feed(chunk):
-                yield entry.name
-    except (OSError, MirrorError):
-        return  # an unreadable root lists nothing a reader could rely on

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from mirror.core import layout
-from mirror.errors import UnsafeName
+from packaging.utils import NormalizedName
+
+from mirror.core import layout, parse
+from mirror.errors import UnsafeName, UpstreamError
 
 ChangeHook = Callable[[str, bool], None]
 """Told ``(path, deleted)`` after each publication or deletion under ``web/`` (the airgap change log).
@@ -130,3 +132,18 @@ def walk_files(storage: Storage, directory: str = "") -> Iterator[str]:
     for entry in entries:
         if entry.is_dir:
             yield from walk_files(storage, prefix + entry.name)
+
+
+def root_names(
+    storage: Storage, path: str, parser: parse.IndexJsonParser | parse.IndexHtmlParser
+) -> Iterator[NormalizedName]:
+    """The names a published root index (``path``) lists, as they stream by; none once it is missing
+    or unreadable (a broken root lists nothing a reader could rely on)."""
+    if storage.size(path) is None:
+        return
+    try:
+        for chunk in storage.read(path):
+            for entry in parser.feed(chunk):
+                yield entry.name
+    except (OSError, UpstreamError):
+        return

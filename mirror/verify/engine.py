@@ -25,7 +25,7 @@ from mirror.core import layout, parse, render, verify
 from mirror.core.models import ProjectPage
 from mirror.core.verify import Finding, OnDisk, Problem
 from mirror.errors import UnsafeName, UpstreamError
-from mirror.storage.base import Storage
+from mirror.storage.base import Storage, root_names
 from mirror.verify.store import VerifyState
 
 _PHASES = ("pages", "simple", "files", "root", "orphans", "repair")
@@ -205,8 +205,8 @@ class Verifier:
 
     def _keep_listed(self, names: set[str]) -> None:
         """Pages of ``names`` the root index lists are what clients are sent to: never orphans."""
-        listed = verify_root_names(self.storage, f"{layout.SIMPLE}/index.v1_json", parse.IndexJsonParser())
-        listed |= verify_root_names(self.storage, f"{layout.SIMPLE}/index.html", parse.IndexHtmlParser())
+        listed = set(root_names(self.storage, f"{layout.SIMPLE}/index.v1_json", parse.IndexJsonParser()))
+        listed |= set(root_names(self.storage, f"{layout.SIMPLE}/index.html", parse.IndexHtmlParser()))
         self.state.keep(f"{layout.SIMPLE}/{name}" for name in sorted(names & listed))
 
     # -- files ----------------------------------------------------------------------------------
@@ -353,19 +353,6 @@ def walk_sorted(storage: Storage, top: str, after: str, bad_name: Callable[[str]
             yield from walk_sorted(storage, path, after, bad_name)
         elif path > after:
             yield OnDisk(path, entry.size)
-
-
-def verify_root_names(storage: Storage, path: str, parser: parse.IndexJsonParser | parse.IndexHtmlParser) -> set[str]:
-    """Every name a published root index lists (nothing if it is missing or unreadable)."""
-    names: set[str] = set()
-    if storage.size(path) is None:
-        return names
-    try:
-        for chunk in storage.read(path):
-            names.update(entry.name for entry in parser.feed(chunk))
-    except (OSError, UpstreamError):
-        pass
-    return names
 
 
 def _rerender_html(page: ProjectPage) -> bytes:

@@ -28,8 +28,9 @@ from mirror.core import layout, parse, verify
 from mirror.core.models import DistFile, ProjectPage
 from mirror.core.plan import LocalFile
 from mirror.errors import EnvironmentFault, UnsafeName, UpstreamError
+from mirror.storage.base import root_names
 from mirror.storage.fs import FileStorage, fatal
-from mirror.verify.engine import Ticker, verify_root_names
+from mirror.verify.engine import Ticker
 
 _SQLITE_SIDECARS = ("", "-wal", "-shm")
 _EXAMPLES = 10
@@ -84,7 +85,7 @@ def _record_tree(web: Path, state: State, reporter: Reporter, report: RebuildRep
     serial = _root_serial(root / "index.v1_json")
     if serial is not None:
         state.set_meta("serial", serial)
-    listed = verify_root_names(FileStorage(web), f"{layout.SIMPLE}/index.v1_json", parse.IndexJsonParser())
+    listed = set(root_names(FileStorage(web), f"{layout.SIMPLE}/index.v1_json", parse.IndexJsonParser()))
     ticker = Ticker(reporter, "rebuild")
     try:
         names = sorted(entry.name for entry in os.scandir(root) if entry.is_dir(follow_symlinks=False))
