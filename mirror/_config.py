@@ -127,6 +127,72 @@ MIRROR_KEYS: tuple[Key, ...] = (
     Key("diff-format", str, "mirror", _diff_format),
 )
 FILTER_KEYS: tuple[Key, ...] = (Key("enabled", list, []),)
+BACKENDS = ("filesystem", "s3")
+
+
+def _backend(value: Any) -> str | None:
+    return None if value in BACKENDS else "must be one of " + ", ".join(map(repr, BACKENDS))
+
+
+def _bucket(value: Any) -> str | None:
+    # S3's own bucket naming rules, loosely: a name that could never be a bucket is a typo.
+    ok = 3 <= len(value) <= 63 and all((c.isalnum() and c.isascii()) or c in "-._" for c in value)
+    return None if ok else "must be a bucket name (3-63 letters, digits, '-', '.', '_')"
+
+
+def _prefix(value: Any) -> str | None:
+    if _has_control(value) or "\\" in value:
+        return "must not contain control characters or backslashes"
+    if value.startswith("/") or any(part in {".", ".."} for part in value.split("/")):
+        return "must be a relative key prefix without '.' or '..' parts"
+    return None
+
+
+def _endpoint(value: Any) -> str | None:
+    return _url(value) if value else None
+
+
+STORAGE_KEYS: tuple[Key, ...] = (
+    Key("backend", str, "filesystem", _backend),
+    Key("bucket", str, "", lambda value: _bucket(value) if value else None),
+    Key("prefix", str, "", _prefix),
+    Key("endpoint-url", str, "", _endpoint, lambda value: _show_url(value)),
+    Key("region", str, "us-east-1", _nonempty),
+)
+SERVE_KEYS: tuple[Key, ...] = (
+    Key("host", str, "127.0.0.1", _nonempty),
+    Key("port", int, 8080, _between(0, 65535)),
+    Key("users-file", str, "", _file_path),
+    Key("read-auth", bool, False),
+    Key("pull-through", bool, False),
+    Key("pull-through-max-age", int, 600, _between(0, 31_536_000)),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """``[storage]``: where ``web/`` lives. Credentials never come from here (AWS_* / profiles)."""
+
+    backend: str = "filesystem"
+    bucket: str = ""
+    prefix: str = ""
+    """Key prefix, without a trailing slash; the web/ layout goes under it."""
+    endpoint_url: str = ""
+    region: str = "us-east-1"
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    """``[serve]``: ``mirror serve``'s defaults, uploads and pull-through."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    users_file: Path | None = None
+    """Enables uploads (POST /legacy/ with HTTP basic auth) when set."""
+    read_auth: bool = False
+    pull_through: bool = False
+    pull_through_max_age: int = 600
+    """Seconds after which a pulled-through page is refreshed on request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +226,8 @@ class Config:
     diff_keep: int = 100
     diff_format: str = "mirror"
     filters: FiltersConfig = field(default_factory=FiltersConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     @property
     def web(self) -> Path:
@@ -211,7 +279,7 @@ def load(path: Path) -> Config:
 
 
 def parse(raw: Mapping[str, Any], source: Path) -> Config:
-    _no_unknown(raw, {"mirror", "filters"}, "", source)
+    _no_unknown(raw, {"mirror", "filters", "storage", "serve"}, "", source)
     mirror = _table(raw, "mirror", source)
     values = _values(mirror, MIRROR_KEYS, "mirror", source)
     if values["directory"] is None:
@@ -245,6 +313,40 @@ def parse(raw: Mapping[str, Any], source: Path) -> Config:
         diff_keep=values["diff-keep"],
         diff_format=values["diff-format"],
         filters=_filters(raw, source),
+        storage=_storage(raw, source),
+        serve=_serve(raw, source),
+    )
+
+
+def _storage(raw: Mapping[str, Any], source: Path) -> StorageConfig:
+    values = _values(_table(raw, "storage", source), STORAGE_KEYS, "storage", source)
+    if values["backend"] == "s3" and not values["bucket"]:
+        raise ConfigError(f"{source}: [storage] bucket is required when backend is 's3'")
+    if values["backend"] == "filesystem":
+        extra = [k.name for k in STORAGE_KEYS if k.name != "backend" and k.name in _table(raw, "storage", source)]
+        if extra:
+            raise ConfigError(f"{source}: [storage] {extra[0]} only applies to backend = 's3'")
+    return StorageConfig(
+        backend=values["backend"],
+        bucket=values["bucket"],
+        prefix=values["prefix"].strip("/"),
+        endpoint_url=values["endpoint-url"],
+        region=values["region"],
+    )
+
+
+def _serve(raw: Mapping[str, Any], source: Path) -> ServeConfig:
+    values = _values(_table(raw, "serve", source), SERVE_KEYS, "serve", source)
+    users = values["users-file"]
+    if values["read-auth"] and not users:
+        raise ConfigError(f"{source}: [serve] read-auth needs users-file (nobody could read)")
+    return ServeConfig(
+        host=values["host"],
+        port=values["port"],
+        users_file=(source.parent / _expand(users, "users-file", source)) if users else None,
+        read_auth=values["read-auth"],
+        pull_through=values["pull-through"],
+        pull_through_max_age=values["pull-through-max-age"],
     )
 
 

@@ -16,7 +16,7 @@ def documented_tables() -> dict[str, dict[str, object]]:
     """The commented ``[filters.<name>]`` blocks, uncommented and parsed (trailing comments dropped)."""
     lines = []
     for line in STARTER.read_text().splitlines():
-        match = re.match(r"^# (\[filters\.[a-z]+\]|[a-z-]+ = .*)$", line)
+        match = re.match(r"^# (\[[a-z.]+\]|[a-z-]+ = .*)$", line)
         if match and not line.startswith("# enabled"):
             lines.append(re.sub(r"\s+#.*$", "", match[1]))
     tables: dict[str, dict[str, object]] = tomllib.loads("\n".join(lines))["filters"]

@@ -1,3 +1,4 @@
+import re
 import tomllib
 from pathlib import Path
 
@@ -95,6 +96,51 @@ def test_starter_config_is_valid_and_documents_every_key() -> None:
             name, value = line[2:].split(" = ", 1)
             declared = next(k for k in config.MIRROR_KEYS if k.name == name).default
             assert tomllib.loads(f"v = {value}")["v"] == declared, name
+
+
+@pytest.mark.parametrize("keys", [config.STORAGE_KEYS, config.SERVE_KEYS], ids=["storage", "serve"])
+def test_starter_config_documents_the_storage_and_serve_tables(keys: tuple[config.Key, ...]) -> None:
+    text = STARTER.read_text()
+    for key in keys:
+        line = next((x for x in text.splitlines() if x.startswith(f"# {key.name} = ")), None)
+        assert line is not None, f"starter config does not document {key.name}"
+        value = line[2:].split(" = ", 1)[1].split("#")[0].strip()
+        assert tomllib.loads(f"v = {value}")["v"] == key.default, key.name
+
+
+def test_storage_and_serve_default_to_the_filesystem_and_localhost(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, '[mirror]\ndirectory = "m"\n'))
+    assert cfg.storage == config.StorageConfig()
+    assert cfg.serve == config.ServeConfig()
+
+
+def test_s3_storage_table_is_read(tmp_path: Path) -> None:
+    text = (
+        '[mirror]\ndirectory = "m"\n[storage]\nbackend = "s3"\nbucket = "pypi"\nprefix = "mirror/"\n'
+        'endpoint-url = "http://127.0.0.1:8333"\n'
+    )
+    cfg = config.load(write(tmp_path, text))
+    assert cfg.storage == config.StorageConfig("s3", "pypi", "mirror", "http://127.0.0.1:8333", "us-east-1")
+
+
+@pytest.mark.parametrize(
+    ("table", "complaint"),
+    [
+        ('[storage]\nbackend = "s3"\n', "bucket is required"),
+        ('[storage]\nbackend = "ftp"\n', "backend must be one of"),
+        ('[storage]\nbackend = "s3"\nbucket = "a b"\n', "must be a bucket name"),
+        ('[storage]\nbackend = "s3"\nbucket = "b1b"\nprefix = "../x"\n', "relative key prefix"),
+        ('[storage]\nbucket = "pypi"\n', "only applies to backend = 's3'"),
+        ('[storage]\nbackend = "s3"\nbucket = "b1b"\nendpoint-url = "ftp://x"\n', "must be an http"),
+        ('[storage]\naccess-key = "x"\n', "unknown key [storage] 'access-key'"),
+        ("[serve]\nport = 70000\n", "port must be between"),
+        ("[serve]\nread-auth = true\n", "read-auth needs users-file"),
+        ('[serve]\nusers-file = "dir/"\n', "must name a file"),
+    ],
+)
+def test_bad_storage_and_serve_tables_are_one_line_errors(tmp_path: Path, table: str, complaint: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(complaint)):
+        config.load(write(tmp_path, '[mirror]\ndirectory = "m"\n' + table))
 
 
 @pytest.mark.parametrize(
