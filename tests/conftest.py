@@ -20,6 +20,7 @@ import pytest
 from mirror.cli import main
 from mirror.core import parse
 from tests.fakepypi import FakePyPI
+from tests.s3server import SeaweedFS
 from tests.servers import InThread
 
 ROOT = Path(__file__).parents[1]
@@ -176,3 +177,10 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     env["PIP_NO_CACHE_DIR"] = "1"
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     return env
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One real S3 server (SeaweedFS) for the session; each test takes its own bucket (``.bucket()``)."""
+    with SeaweedFS(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
