@@ -24,6 +24,10 @@ from typing import Self
 
 import pytest
 
+from mirror._config import StorageConfig
+from mirror.storage.base import ChangeHook
+from mirror.storage.s3 import S3Storage, open_s3
+
 ACCESS_KEY = "mirror-test"
 SECRET_KEY = "mirror-test-secret-key"
 
@@ -167,6 +171,17 @@ class SeaweedFS:
             check=True,
         )
         return result.stdout
+
+    def storage(self, *, on_change: ChangeHook | None = None, bucket: str | None = None, prefix: str = "") -> S3Storage:
+        """mirror's S3 backend on ``bucket`` (a fresh one by default), its credentials from :attr:`environ`."""
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in self.environ.items():
+                patch.setenv(key, value)
+            return open_s3(self.config(bucket or self.bucket(), prefix), on_change=on_change)
+
+    def config(self, bucket: str, prefix: str = "") -> StorageConfig:
+        """The ``[storage]`` table of a mirror in ``bucket`` on this server."""
+        return StorageConfig(backend="s3", bucket=bucket, prefix=prefix, endpoint_url=self.endpoint)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -18,7 +18,7 @@ import pytest
 
 from mirror.core import layout
 from mirror.errors import EnvironmentFault, UnsafeName
-from mirror.storage import ChangeHook, Entry, FileStorage, MemoryStorage, Storage
+from mirror.storage import Entry, FileStorage, MemoryStorage, Storage
 from mirror.storage.base import walk_files
 from tests.s3server import SeaweedFS
 
@@ -37,19 +37,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[St
     elif request.param == "memory":
         yield MemoryStorage(on_change=hook), changes
     else:
-        yield s3_storage(request.getfixturevalue("seaweedfs"), hook), changes
-
-
-def s3_storage(server: SeaweedFS, hook: ChangeHook | None = None, prefix: str = "") -> Storage:
-    """An S3Storage on a fresh bucket of the session's SeaweedFS, its credentials from the environment."""
-    from mirror._config import StorageConfig
-    from mirror.storage.s3 import open_s3
-
-    config = StorageConfig(backend="s3", bucket=server.bucket(), prefix=prefix, endpoint_url=server.endpoint)
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in server.environ.items():
-            patch.setenv(key, value)
-        return open_s3(config, on_change=hook)
+        server: SeaweedFS = request.getfixturevalue("seaweedfs")
+        yield server.storage(on_change=hook), changes
 
 
 def no_directories_left(storage: Storage, directory: str) -> bool:
