@@ -131,6 +131,7 @@ _REASONS = {
     "QuotaExceeded": "the bucket's quota is exceeded",
     "EntityTooLarge": "the server refused the object's size (quota or limit)",
     "XMinioStorageFull": "the storage is full",
+    "XMinioAdminBucketQuotaExceeded": "the bucket's quota is exceeded",
     "InsufficientStorage": "the storage is full",
     "SlowDown": "the server kept throttling requests (503 SlowDown) past every retry",
 }
@@ -144,7 +145,8 @@ def _reason(exc: BaseException) -> str:
         known = _REASONS.get(code.group(1))
         if known is not None:
             return known
-        return f"S3 error {code.group(1)}"
+        status = _STATUS.search(text)
+        return f"S3 error {code.group(1)}" + (f" (HTTP {status.group(1)})" if status else "")
     if "quota" in text.lower():
         return "the bucket's quota is exceeded"
     if "error sending request" in text or "Connection refused" in text or "dns error" in text:
