@@ -47,7 +47,7 @@ def _rebuild(config: Config, args: argparse.Namespace) -> int:
     if args.repair or args.delete_orphans or args.hashes:
         raise ConfigError("--rebuild-state goes alone (or with --dry-run): it hashes every file anyway")
     reporter = PlainReporter(quiet=args.quiet, verbose=args.verbose)
-    report = rebuild_state(config, reporter, dry_run=args.dry_run)
+    report = rebuild_state(config, open_storage(config, None), reporter, dry_run=args.dry_run)
     for example in report.examples:
         print(example, file=sys.stderr)
     if report.problems > len(report.examples):
@@ -55,7 +55,7 @@ def _rebuild(config: Config, args: argparse.Namespace) -> int:
     verb = "would record" if args.dry_run else "rebuilt state"
     text = (
         f"{verb}: {report.projects} projects, {report.files} files ({decimal(report.bytes_hashed)} hashed) "
-        f"from {config.web} in {report.seconds:.1f}s; nothing downloaded, web/ unchanged"
+        f"from {storage_location(config)} in {report.seconds:.1f}s; nothing downloaded, web/ unchanged"
     )
     if report.unlisted:
         text += f"; {report.unlisted} projects have a page the root index does not list"

@@ -433,3 +433,25 @@ def test_throttling_is_retried_with_backoff(
     assert slowdown.throttled >= 5  # every fourth request was refused, and each was retried
     check_objects(s3mirror, tmp_path / "throttled")
     assert s3mirror.run("verify", "--hashes") == EXIT_OK
+
+
+def test_a_lost_state_is_refused_then_rebuilt_from_the_bucket(
+    tmp_path: Path, s3mirror: S3Mirror, upstream: FakePyPI
+) -> None:
+    seed(upstream)
+    s3mirror.write_config(upstream.simple_url)
+    assert s3mirror.run("sync") == EXIT_OK
+    before = s3mirror.objects()
+    for leftover in (s3mirror.root / "m" / "state").glob("mirror.sqlite3*"):
+        leftover.unlink()
+    for command in (["sync"], ["verify", "--delete-orphans"]):
+        result = s3mirror.run_process("--quiet", *command)
+        assert result.returncode == EXIT_ENVIRONMENT
+        line = _one_error_line(result)
+        assert "state database" in line and f"s3://{s3mirror.bucket} publishes a mirror" in line
+    assert s3mirror.objects() == before  # nothing unpublished nor deleted
+    assert s3mirror.run("verify", "--rebuild-state") == EXIT_OK
+    assert s3mirror.run("verify", "--hashes") == EXIT_OK
+    upstream.clear_requests()
+    assert s3mirror.run("sync") == EXIT_OK
+    assert check_objects(s3mirror, tmp_path / "rebuilt") == before
