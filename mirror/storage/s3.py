@@ -188,12 +188,18 @@ class S3Writer:
         await self._send_chunk(chunk)
 
     async def _send_chunk(self, chunk: bytes) -> None:
+        """Hand a chunk to the upload; if the upload fails meanwhile, its error (it stops reading: never wait on it)."""
         assert self._send is not None and self._upload is not None
+        sending = asyncio.ensure_future(self._send.send(chunk))
         try:
-            await self._send.send(chunk)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            await self._upload  # the upload failed: its error, in one line
-            raise EnvironmentFault(f"{self._storage.where}: the upload of {self._path} stopped") from None
+            await asyncio.wait({sending, self._upload}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not sending.done():
+                sending.cancel()
+        if sending.done() and not sending.cancelled() and sending.exception() is None:
+            return
+        await self._upload  # raises the upload's error, in one line
+        raise EnvironmentFault(f"{self._storage.where}/{self._path}: the upload stopped early")
 
     async def _start_multipart(self) -> None:
         send, receive = anyio.create_memory_object_stream[bytes](_QUEUE_CHUNKS)

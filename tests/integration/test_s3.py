@@ -455,3 +455,44 @@ def test_a_lost_state_is_refused_then_rebuilt_from_the_bucket(
     upstream.clear_requests()
     assert s3mirror.run("sync") == EXIT_OK
     assert check_objects(s3mirror, tmp_path / "rebuilt") == before
+
+
+def test_a_large_file_is_a_multipart_upload_completed_only_on_a_verified_commit(s3env: SeaweedFS) -> None:
+    from mirror.errors import IntegrityError
+    from mirror.storage.s3 import SINGLE_PUT
+
+    storage = s3env.storage()
+    body = random.Random(7).randbytes(2 * SINGLE_PUT + 12345)  # three parts
+    digest = hashlib.sha256(body).hexdigest()
+    path = "packages/ab/cd/big-1.0.tar.gz"
+
+    async def upload(expected: str | None, commit: bool) -> None:
+        async with storage.publishing():
+            writer = storage.open_async_writer(path, expected)
+            for start in range(0, len(body), 1 << 16):
+                await writer.write(body[start : start + (1 << 16)])
+            assert storage.size(path) is None  # parts are uploaded, nothing is visible yet
+            if commit:
+                await writer.commit()
+            else:
+                writer.abort()
+
+    import anyio
+
+    anyio.run(upload, digest, False, backend="asyncio")  # the download failed its check: aborted
+    assert storage.size(path) is None and list(storage.walk("packages")) == []
+    with pytest.raises(IntegrityError):  # the writer checks the digest it was promised itself
+        anyio.run(upload, "0" * 64, True, backend="asyncio")
+    assert storage.size(path) is None
+    anyio.run(upload, digest, True, backend="asyncio")
+    assert storage.size(path) == len(body)
+    assert hashlib.sha256(b"".join(storage.read(path))).hexdigest() == digest
+    assert storage.sha256(path) == digest  # recorded from the start of the upload
+    result = obstore.get(storage_store(s3env, storage), path, options={"head": True})
+    assert result.attributes["Content-Type"] == "application/gzip"
+    assert result.attributes["Cache-Control"] == objects.FILE_CACHE
+
+
+def storage_store(server: SeaweedFS, storage: Any) -> S3Store:
+    bucket = storage.where.removeprefix("s3://")
+    return S3Mirror(Path("."), server, bucket).store()
