@@ -496,3 +496,18 @@ def test_a_large_file_is_a_multipart_upload_completed_only_on_a_verified_commit(
 def storage_store(server: SeaweedFS, storage: Any) -> S3Store:
     bucket = storage.where.removeprefix("s3://")
     return S3Mirror(Path("."), server, bucket).store()
+
+
+def test_without_the_s3_extra_the_one_line_names_it(tmp_path: Path) -> None:
+    config = tmp_path / "mirror.toml"
+    config.write_text('[mirror]\ndirectory = "m"\n\n[storage]\nbackend = "s3"\nbucket = "pypi"\n')
+    # An interpreter in which obstore cannot be imported, as where the extra is not installed.
+    code = (
+        "import sys; sys.modules['obstore'] = None; sys.modules['obstore.store'] = None\n"
+        "from mirror.cli.main import main; sys.exit(main(['--config', sys.argv[1], 'verify']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(config)], cwd=ROOT, text=True, capture_output=True, timeout=60
+    )
+    assert result.returncode == EXIT_ENVIRONMENT
+    assert "pip install 'mirror[s3]'" in _one_error_line(result)
