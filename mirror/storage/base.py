@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, runtime_checkable
 
 from packaging.utils import NormalizedName
 
@@ -64,6 +64,14 @@ class AsyncWriter(Protocol):
         """Drop what was written; safe to call after commit or twice."""
 
 
+@runtime_checkable
+class SortedWalk(Protocol):
+    """A backend that lists a subtree in fewer requests than a listing per directory (an object store)."""
+
+    def walk(self, top: str, after: str = "") -> Iterator[tuple[str, int]]:
+        """Every published file under ``top`` as (path, size), in sorted path order, those after ``after``."""
+
+
 class Storage(Protocol):
     """The ``web/`` tree. Reads see only published files; writes are atomic per file."""
 
@@ -74,8 +82,13 @@ class Storage(Protocol):
         process has finished and stopped).
         """
 
-    def open_async_writer(self, path: str) -> AsyncWriter:
-        """A writer for one download; the file appears at ``path`` on commit."""
+    def open_async_writer(self, path: str, sha256: str | None = None) -> AsyncWriter:
+        """A writer for one download; the file appears at ``path`` on commit.
+
+        ``sha256`` is the digest the caller will verify before it commits, when it knows one: an
+        object store records it with the object from the start of a multipart upload (the
+        writer checks it again itself); a file system ignores it.
+        """
 
     async def write_pages(self, pages: Iterable[tuple[str, bytes]]) -> None:
         """Publish small files atomically, one after another, in that order, off the event loop."""

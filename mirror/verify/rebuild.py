@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,8 +27,7 @@ from mirror.core import layout, parse, verify
 from mirror.core.models import DistFile, ProjectPage
 from mirror.core.plan import LocalFile
 from mirror.errors import EnvironmentFault, UnsafeName, UpstreamError
-from mirror.storage.base import root_names
-from mirror.storage.fs import FileStorage, fatal
+from mirror.storage.base import Storage, root_names
 from mirror.verify.engine import Ticker
 
 _SQLITE_SIDECARS = ("", "-wal", "-shm")
@@ -54,8 +52,8 @@ class RebuildReport:
             self.examples.append(text)
 
 
-def rebuild_state(config: Config, reporter: Reporter, *, dry_run: bool = False) -> RebuildReport:
-    """Rebuild ``state/mirror.sqlite3`` from ``web/`` (with ``dry_run``, only report what it would hold)."""
+def rebuild_state(config: Config, storage: Storage, reporter: Reporter, *, dry_run: bool = False) -> RebuildReport:
+    """Rebuild ``state/mirror.sqlite3`` from the tree in ``storage`` (``dry_run``: only report what it would hold)."""
     started = time.monotonic()
     report = RebuildReport()
     state_dir = config.state_dir
@@ -64,7 +62,7 @@ def rebuild_state(config: Config, reporter: Reporter, *, dry_run: bool = False) 
         _remove_db(temp)
         state = State(temp)
         try:
-            _record_tree(config.web, state, reporter, report)
+            _record_tree(storage, state, reporter, report)
             state.set_meta("rebuilt", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
             state.commit()
         finally:
@@ -80,19 +78,13 @@ def rebuild_state(config: Config, reporter: Reporter, *, dry_run: bool = False) 
     return report
 
 
-def _record_tree(web: Path, state: State, reporter: Reporter, report: RebuildReport) -> None:
-    root = web / layout.SIMPLE
-    serial = _root_serial(root / "index.v1_json")
+def _record_tree(web: Storage, state: State, reporter: Reporter, report: RebuildReport) -> None:
+    serial = _root_serial(web, f"{layout.SIMPLE}/index.v1_json")
     if serial is not None:
         state.set_meta("serial", serial)
-    listed = set(root_names(FileStorage(web), f"{layout.SIMPLE}/index.v1_json", parse.IndexJsonParser()))
+    listed = set(root_names(web, f"{layout.SIMPLE}/index.v1_json", parse.IndexJsonParser()))
     ticker = Ticker(reporter, "rebuild")
-    try:
-        names = sorted(entry.name for entry in os.scandir(root) if entry.is_dir(follow_symlinks=False))
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise fatal(exc, root) from None
+    names = sorted(entry.name for entry in web.scan(layout.SIMPLE) if entry.is_dir)
     for name in names:
         page = _read_page(web, name, report)
         if page is None:
@@ -103,18 +95,19 @@ def _record_tree(web: Path, state: State, reporter: Reporter, report: RebuildRep
         ticker.tick(name)
 
 
-def _root_serial(path: Path) -> int | None:
+def _root_serial(web: Storage, path: str) -> int | None:
     parser = parse.IndexJsonParser()
+    if web.size(path) is None:
+        return None
     try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                parser.feed(chunk)
+        for chunk in web.read(path):
+            parser.feed(chunk)
         return parser.close().last_serial
-    except (OSError, UpstreamError):
+    except (OSError, UpstreamError, EnvironmentFault):
         return None
 
 
-def _read_page(web: Path, name: str, report: RebuildReport) -> ProjectPage | None:
+def _read_page(web: Storage, name: str, report: RebuildReport) -> ProjectPage | None:
     """The project's published page (JSON, else HTML), or None (reported) if there is none usable."""
     try:
         project = layout.project_name(name)
@@ -127,12 +120,9 @@ def _read_page(web: Path, name: str, report: RebuildReport) -> ProjectPage | Non
     base = verify.page_base(name)
     errors = []
     for path in (json_path, html_path):
-        try:
-            body = (web / path).read_bytes()
-        except FileNotFoundError:
+        if web.size(path) is None:
             continue
-        except OSError as exc:
-            raise fatal(exc, web / path) from None
+        body = b"".join(web.read(path))
         try:
             if path == json_path:
                 return parse.parse_project_json(body, base)
@@ -143,7 +133,7 @@ def _read_page(web: Path, name: str, report: RebuildReport) -> ProjectPage | Non
     return None
 
 
-def _record_project(web: Path, state: State, page: ProjectPage, report: RebuildReport) -> None:
+def _record_project(web: Storage, state: State, page: ProjectPage, report: RebuildReport) -> None:
     """Record the page's files that are on disk as it says; the project at its page's serial if all are."""
     complete = True
     for dist in page.files:
@@ -160,28 +150,27 @@ def _record_project(web: Path, state: State, page: ProjectPage, report: RebuildR
     report.projects += 1
 
 
-def _record_metadata(web: Path, state: State, name: str, path: str, dist: DistFile, report: RebuildReport) -> None:
+def _record_metadata(web: Storage, state: State, name: str, path: str, dist: DistFile, report: RebuildReport) -> None:
     hashes = dist.metadata_hashes or {}
     _record_file(web, state, name, layout.metadata_path(path), None, hashes.get("sha256"), report)
 
 
 def _record_file(
-    web: Path, state: State, name: str, path: str, size: int | None, sha256: str | None, report: RebuildReport
+    web: Storage, state: State, name: str, path: str, size: int | None, sha256: str | None, report: RebuildReport
 ) -> bool:
     owner = state.file_owner(path)
     if owner is not None and owner != name:
         report.problem(f"{path}: linked by {name} and by {owner}; recorded for {owner}")
         return False
-    full = web / path
-    try:
-        with open(full, "rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            held = handle.tell()
-    except FileNotFoundError:
+    if web.size(path) is None:
         report.problem(f"{path}: linked by {name}, missing on disk")
         return False
-    except OSError as exc:
-        raise fatal(exc, full) from None
+    hashing = hashlib.sha256()
+    held = 0
+    for chunk in web.read(path):
+        hashing.update(chunk)
+        held += len(chunk)
+    digest = hashing.hexdigest()
     report.bytes_hashed += held
     if (size is not None and held != size) or (sha256 is not None and digest != sha256):
         report.problem(f"{path}: {held} bytes, sha256 {digest[:12]}..., not what {name}'s page says; not recorded")
