@@ -55,7 +55,7 @@ class PrivateFile:
     version: str
     requires_python: str | None
     upload_time: str
-    """ISO 8601 UTC, as PEP 700 writes it."""
+    """ISO 8601 UTC, as PEP 700 writes it ("": unknown, after a rebuilt state)."""
     metadata_path: str | None
     """The ``.metadata`` file beside it (wheels), or None."""
 
@@ -136,11 +136,13 @@ def file_path(filename: str, sha256: str) -> str:
 def private_page(
     name: NormalizedName, files: Iterable[PrivateFile], held: Mapping[str, LocalFile], serial: int | None
 ) -> ProjectPage:
-    """A private project's page; ``held`` must hold every file (and every ``.metadata`` named)."""
+    """A private project's page, linking only the files ``held`` (what is on disk and verified)."""
     page_dir = layout.project_dir(name)
     dists = []
     for item in files:
-        stored = held[item.path]
+        stored = held.get(item.path)
+        if stored is None:
+            continue  # lost or damaged (verify dropped its row): never linked
         meta = held.get(item.metadata_path) if item.metadata_path is not None else None
         dists.append(
             DistFile(
@@ -149,7 +151,7 @@ def private_page(
                 hashes={"sha256": stored.sha256},
                 requires_python=item.requires_python,
                 size=stored.size,
-                upload_time=item.upload_time,
+                upload_time=item.upload_time or None,
                 core_metadata={"sha256": meta.sha256} if meta is not None else False,
             )
         )

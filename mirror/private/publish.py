@@ -30,6 +30,7 @@ from mirror.core.plan import LocalFile
 from mirror.core.private import Distribution, PrivateFile
 from mirror.errors import AlreadyPublished, IntegrityError, Refused, UnsafeName
 from mirror.private.archive import core_metadata
+from mirror.private.names import write_names
 from mirror.storage.base import Storage
 from mirror.sync import diffs, recovery
 from mirror.sync.engine import TEMP_JOURNAL, write_root
@@ -146,10 +147,15 @@ class PrivateIndex:
     def _check_project(self, dist: Distribution, digest: str, replace_upstream: bool) -> list[str]:
         """Refuse what may not be added; returns the upstream files ``replace_upstream`` is to remove."""
         name = dist.name
+        on_disk = self.state.project_files(name)
         for held in self.state.private_files(name):
-            if held.filename == dist.filename:
-                same = self.state.project_files(name).get(held.path, LocalFile("", 0, "")).sha256 == digest
-                raise AlreadyPublished(f"{dist.filename}: already published in private project {name}", same=same)
+            if held.filename != dist.filename:
+                continue
+            if held.path not in on_disk:
+                self.state.remove_private_files([held.path])  # lost or damaged (verify said so): added again
+                continue
+            same = on_disk[held.path].sha256 == digest
+            raise AlreadyPublished(f"{dist.filename}: already published in private project {name}", same=same)
         if self.state.is_private(name) or self.state.local_project(name) is None:
             return []
         if not replace_upstream:
@@ -216,6 +222,19 @@ class PrivateIndex:
         self.state.forget_private(name)
         return count
 
+    async def republish(self, project: str) -> list[str]:
+        """Write a private project's pages and the root again from state (``verify --repair``).
+
+        Returns the file names state lists that are not held any more (lost or damaged): they
+        cannot come from the upstream, so they are left out of the page until added again.
+        """
+        name = layout.project_name(project)
+        held = self.state.project_files(name)
+        lost = [f.filename for f in self.state.private_files(name) if f.path not in held]
+        await self._publish_pages(name)
+        self._finish()
+        return lost
+
     # -- shared --------------------------------------------------------------------------------
 
     async def _publish_pages(self, name: NormalizedName) -> None:
@@ -232,6 +251,7 @@ class PrivateIndex:
 
     def _finish(self) -> None:
         write_root(self.state, self.storage)
+        write_names(self.config.state_dir, self.state.private_names())
         diffs.write_run_diff(self.config, self.state)
         self.state.commit()
         self._journal.clear()

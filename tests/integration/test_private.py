@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from mirror.cli.serve import handlers
-from mirror.errors import EXIT_CONFIG, EXIT_OK
+from mirror.errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL
 from tests.conftest import Mirror, StaticServer, check_tree, clean_env, page_files, snapshot
 from tests.fakepypi import BuiltFile, FakePyPI, build_sdist, build_wheel
 from tests.installers import installed, uv_binary, uv_install
@@ -518,3 +518,44 @@ def test_serve_takes_host_and_port_from_the_config(upstream: FakePyPI, mirror: M
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_verify_repair_rewrites_private_pages_and_never_links_a_lost_file(
+    synced: Mirror, dists: dict[str, Path]
+) -> None:
+    assert synced.run("add", str(dists["wheel"]), str(dists["sdist"])) == EXIT_OK
+    (synced.web / "simple" / "teamlib" / "index.html").unlink()
+    assert synced.run("verify", "--repair") == EXIT_OK
+    check_tree(synced.web)
+    assert set(page_files(synced.web, "teamlib")) == {dists["wheel"].name, dists["sdist"].name}
+    # A lost private file cannot come from the upstream: left out of the page, and said so.
+    sdist = next(p for p in synced.web.rglob(dists["sdist"].name))
+    sdist.unlink()
+    result = synced.run_process("verify", "--repair")
+    assert result.returncode == EXIT_PARTIAL, result.stderr
+    assert "private files lost or damaged" in result.stderr and dists["sdist"].name in result.stderr
+    check_tree(synced.web)
+    assert set(page_files(synced.web, "teamlib")) == {dists["wheel"].name}
+    assert synced.run("add", str(dists["sdist"])) == EXIT_OK
+    assert set(page_files(synced.web, "teamlib")) == {dists["wheel"].name, dists["sdist"].name}
+    assert synced.run("verify", "--hashes") == EXIT_OK
+
+
+def test_a_rebuilt_state_keeps_private_names_reserved(
+    synced: Mirror, upstream: FakePyPI, dists: dict[str, Path]
+) -> None:
+    assert synced.run("add", str(dists["wheel"]), str(dists["sdist"])) == EXIT_OK
+    before = snapshot(synced.web)
+    for path in (synced.root / "m" / "state").glob("mirror.sqlite3*"):
+        path.unlink()
+    assert synced.run("verify", "--rebuild-state") == EXIT_OK
+    upstream.clear_requests()
+    assert synced.run("sync", "--force-check") == EXIT_OK
+    assert not [r for r in upstream.requests if "teamlib" in r.path], "the rebuilt state let the sync fetch teamlib"
+    assert {k: v for k, v in snapshot(synced.web).items() if "teamlib" in k} == {
+        k: v for k, v in before.items() if "teamlib" in k
+    }
+    assert synced.run("remove", "teamlib", "0.9") == EXIT_OK
+    assert set(page_files(synced.web, "teamlib")) == {dists["wheel"].name}
+    check_tree(synced.web)
+    assert synced.run("verify", "--hashes") == EXIT_OK
