@@ -330,6 +330,10 @@ class State:
         row = self._db.execute("SELECT name, serial FROM upstream WHERE name = ?", (name,)).fetchone()
         return None if row is None else IndexEntry(NormalizedName(row[0]), row[1])
 
+    def is_published(self, name: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM projects WHERE name = ? AND published = 1", (name,)).fetchone()
+        return row is not None
+
     def local_project(self, name: str) -> LocalProject | None:
         row = self._db.execute("SELECT serial, published FROM projects WHERE name = ?", (name,)).fetchone()
         return None if row is None else LocalProject(NormalizedName(name), row[0] if row[1] else None)

@@ -84,6 +84,7 @@ class PrivateIndex:
         :class:`AlreadyPublished` for a file name the project already has.
         """
         dist = private.parse_distribution(filename)
+        self.recover()
         size, digest = _digest(source)
         if sha256 is not None and sha256.strip().lower() != digest:
             raise Refused(f"{filename}: sha256 {digest} of the bytes received does not match sha256_digest {sha256}")
@@ -95,13 +96,12 @@ class PrivateIndex:
         owner = self.state.file_owner(path)
         if owner is not None and owner != name:
             raise Refused(f"{filename}: {path} already belongs to project {owner}")
-        self.recover()
         fresh = self.state.local_project(name) is None
         self.state.register_project(name)
         meta_path = layout.metadata_path(path) if metadata is not None and dist.kind == private.WHEEL else None
         # A content-addressed upstream may hold these very bytes at this very path: kept, not replaced.
         replaced = [p for p in replaced if p not in (path, meta_path)]
-        self._journal.add(name, [path.rpartition("/")[0], layout.project_dir(name)])
+        self._journal.add(name, [path.rpartition("/")[0], layout.project_dir(name), layout.SIMPLE])
         try:
             await self._write(path, _chunks(source), size, digest)
             self.state.add_file(name, LocalFile(path, size, digest))
@@ -138,6 +138,17 @@ class PrivateIndex:
             self.state.forget_private(name)
         self.state.commit()
 
+    def _pages_current(self, name: NormalizedName) -> bool:
+        """Whether all three pages are published with exactly what state says they hold."""
+        known = self.state.local_project(name)
+        if known is None or known.serial is None:
+            return False
+        page = private.private_page(name, self.state.private_files(name), self.state.project_files(name), known.serial)
+        for path, body in private.page_bodies(page):
+            if self.storage.size(path) != len(body) or b"".join(self.storage.read(path)) != body:
+                return False
+        return True
+
     def _page_links(self, name: NormalizedName, path: str) -> bool:
         page = layout.page_paths(name)[2]
         if self.storage.size(page) is None:
@@ -155,9 +166,15 @@ class PrivateIndex:
                 self.state.remove_private_files([held.path])  # lost or damaged (verify said so): added again
                 continue
             same = on_disk[held.path].sha256 == digest
+            if same and not self._pages_current(name):
+                continue  # an add killed before its pages were all out: this one finishes it
             raise AlreadyPublished(f"{dist.filename}: already published in private project {name}", same=same)
         if self.state.is_private(name) or self.state.local_project(name) is None:
             return []
+        if not self.state.is_published(name):
+            # Known but never published: a recovery adopted what a killed add (or sync) left. No
+            # page of the upstream's is served; whatever it holds is not linked by the new page.
+            return sorted(self.state.project_files(name))
         if not replace_upstream:
             raise Refused(
                 f"{name} is mirrored from the upstream: adding a private {dist.filename} would hide it; "
@@ -194,6 +211,7 @@ class PrivateIndex:
                 raise Refused(f"{name} is not a private project: the sync manages it (use the filters to drop it)")
             raise Refused(f"{name}: no such private project")
         self.recover()
+        self._journal.add(name, [layout.project_dir(name), layout.SIMPLE])
         files = self.state.private_files(name)
         going = files if version is None else [f for f in files if _same_version(f.version, version)]
         if not going:
