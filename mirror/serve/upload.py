@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
@@ -43,6 +44,7 @@ LOCK_WAIT = 60.0
 _FIELD_BYTES = 64 * 1024
 _MAX_PARTS = 500
 _CHUNK = 1 << 16
+_STALE_SPOOL_SECONDS = 3600.0
 _REALM = {"WWW-Authenticate": 'Basic realm="mirror", charset="UTF-8"'}
 
 
@@ -63,10 +65,19 @@ class ReadAuth:
 class Uploads:
     """The upload endpoint; ``open_storage`` gives the mirror's storage for a state (the CLI's choice of backend)."""
 
-    def __init__(self, config: Config, users: Users, open_storage: Callable[[State], Storage]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        users: Users,
+        open_storage: Callable[[State], Storage],
+        *,
+        lock_wait: float = LOCK_WAIT,
+    ) -> None:
         self.config, self.users, self._open_storage = config, users, open_storage
         self.max_bytes = config.serve.max_upload_bytes
+        self.lock_wait = lock_wait
         self._one_at_a_time = asyncio.Lock()
+        _remove_stale_spools(config.state_dir / "uploads")
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse | None:
         if urlsplit(request.raw_path).path not in UPLOAD_PATHS:
@@ -161,7 +172,7 @@ class Uploads:
             return _answer(HTTPStatus.BAD_REQUEST, str(exc))
         async with self._one_at_a_time:
             try:
-                lock = await _take_lock(self.config.state_dir / "lock")
+                lock = await _take_lock(self.config.state_dir / "lock", self.lock_wait)
             except LockHeld as exc:
                 return _answer(HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}; try again later", {"Retry-After": "60"})
             try:
@@ -199,10 +210,10 @@ class _TooLarge(Exception):
     pass
 
 
-async def _take_lock(path: Path) -> Lock:
-    """The run lock, waiting up to :data:`LOCK_WAIT` seconds for a sync to finish."""
+async def _take_lock(path: Path, wait: float) -> Lock:
+    """The run lock, waiting up to ``wait`` seconds for a sync to finish."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + LOCK_WAIT
+    deadline = loop.time() + wait
     while True:
         lock = Lock(path)
         try:
@@ -223,6 +234,15 @@ async def _read_field(part: BodyPartReader) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise Refused(f"form field {str(part.name)[:40]!r} is not UTF-8") from None
+
+
+def _remove_stale_spools(directory: Path) -> None:
+    """Spooled bodies of a server killed mid-upload (an hour old: never one in flight)."""
+    with contextlib.suppress(OSError):
+        for path in directory.glob("upload-*.part"):
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > _STALE_SPOOL_SECONDS:
+                    path.unlink()
 
 
 def _too_large(limit: int) -> web.Response:

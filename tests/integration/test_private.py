@@ -559,3 +559,20 @@ def test_a_rebuilt_state_keeps_private_names_reserved(
     assert set(page_files(synced.web, "teamlib")) == {dists["wheel"].name}
     check_tree(synced.web)
     assert synced.run("verify", "--hashes") == EXIT_OK
+
+
+def test_an_upload_waits_for_a_running_sync_then_answers_503(served: Serve, synced: Mirror) -> None:
+    from mirror._state import Lock
+    from mirror.serve.upload import Uploads
+
+    uploads = next(h for h in served.server._handlers if isinstance(h, Uploads))
+    uploads.lock_wait = 0.5
+    wheel = build_wheel("teamlib", "1.0")
+    before = snapshot(synced.web)
+    with Lock(synced.root / "m" / "state" / "lock"):  # what a running sync holds
+        response = _post(served.url, wheel.filename, wheel.content)
+    assert response.status_code == 503 and "another mirror run holds" in response.text, response.text
+    assert response.headers["Retry-After"]
+    assert snapshot(synced.web) == before
+    assert _post(served.url, wheel.filename, wheel.content).status_code == 200
+    check_tree(synced.web)
