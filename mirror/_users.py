@@ -130,8 +130,18 @@ class Users:
             self._stamp = stamp
             self._known.clear()
 
+    def remembered(self, authorization: str | None) -> str | None:
+        """The user, if these very credentials were checked before (no scrypt: fit for the event loop)."""
+        return self._check(authorization, compute=False)
+
     def authenticate(self, authorization: str | None) -> str | None:
-        """The user an ``Authorization: Basic`` header proves, or None (missing, malformed or wrong)."""
+        """The user an ``Authorization: Basic`` header proves, or None (missing, malformed or wrong).
+
+        Costs one scrypt for credentials not seen before: call it off the event loop.
+        """
+        return self._check(authorization, compute=True)
+
+    def _check(self, authorization: str | None, *, compute: bool) -> str | None:
         if not authorization:
             return None
         scheme, _, value = authorization.partition(" ")
@@ -150,7 +160,7 @@ class Users:
         token = hmac.digest(self._key, f"{name}\0{password}\0{stored}".encode(), "sha256")
         if token in self._known:
             return name
-        if not check_password(stored, password):
+        if not compute or not check_password(stored, password):
             return None
         self._known.add(token)
         return name

@@ -57,7 +57,7 @@ class ReadAuth:
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse | None:
         if urlsplit(request.raw_path).path in UPLOAD_PATHS:
             return None
-        if self.users.authenticate(request.headers.get("Authorization")) is not None:
+        if await _authenticate(self.users, request.headers.get("Authorization")) is not None:
             return None
         return _answer(HTTPStatus.UNAUTHORIZED, "credentials required", _REALM)
 
@@ -87,7 +87,7 @@ class Uploads:
         authorization = request.headers.get("Authorization")
         if not authorization:
             return _answer(HTTPStatus.UNAUTHORIZED, "credentials required", _REALM)
-        if self.users.authenticate(authorization) is None:
+        if await _authenticate(self.users, authorization) is None:
             return _answer(HTTPStatus.FORBIDDEN, "invalid user name or password")
         if request.content_length is not None and request.content_length > self.max_bytes:
             return _too_large(self.max_bytes)
@@ -208,6 +208,14 @@ class Uploads:
 
 class _TooLarge(Exception):
     pass
+
+
+async def _authenticate(users: Users, authorization: str | None) -> str | None:
+    """Remembered credentials at once; new ones through scrypt on a thread (the loop serves others meanwhile)."""
+    known = users.remembered(authorization)
+    if known is not None or not authorization:
+        return known
+    return await asyncio.to_thread(users.authenticate, authorization)
 
 
 async def _take_lock(path: Path, wait: float) -> Lock:

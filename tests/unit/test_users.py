@@ -56,7 +56,10 @@ def test_basic_auth_against_the_file_follows_its_changes(tmp_path: Path) -> None
     users = Users(path)
     assert users.authenticate(_basic("alice", "pw")) is None  # no file yet: nobody
     add_user(path, "alice", "pw")
+    assert users.remembered(_basic("alice", "pw")) is None  # never checked: no answer without scrypt
     assert users.authenticate(_basic("alice", "pw")) == "alice"
+    assert users.remembered(_basic("alice", "pw")) == "alice"
+    assert users.remembered(_basic("alice", "nope")) is None
     assert users.authenticate(_basic("alice", "pw")) == "alice"  # remembered
     assert users.authenticate(_basic("alice", "nope")) is None
     assert users.authenticate(_basic("mallory", "pw")) is None
