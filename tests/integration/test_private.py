@@ -576,3 +576,27 @@ def test_an_upload_waits_for_a_running_sync_then_answers_503(served: Serve, sync
     assert snapshot(synced.web) == before
     assert _post(served.url, wheel.filename, wheel.content).status_code == 200
     check_tree(synced.web)
+
+
+@pytest.mark.parametrize("dependencies", [False, True])
+def test_an_allowlist_naming_a_private_project_never_fetches_it(
+    upstream: FakePyPI, mirror: Mirror, tmp_path: Path, dependencies: bool
+) -> None:
+    """Direct discovery (the allowlist's pages) and dependency closure rounds (app needs teamlib) skip it too."""
+    upstream.add_release("app", "1.0", requires_dist=["teamlib>=1"])
+    upstream.add_release("teamlib", "99.0")
+    _config(mirror, upstream)
+    with mirror.config.open("a") as handle:
+        handle.write(
+            f'[filters]\nenabled = ["allowlist"]\n[filters.allowlist]\nprojects = ["app", "teamlib"]\n'
+            f"dependencies = {json.dumps(dependencies)}\n"
+        )
+    wheel = _write(build_wheel("teamlib", "1.0"), tmp_path / "dist")
+    assert mirror.run("add", str(wheel)) == EXIT_OK
+    upstream.clear_requests()
+    assert mirror.run("sync") == EXIT_OK
+    assert mirror.run("sync", "--force-check") == EXIT_OK
+    assert not [r for r in upstream.requests if "teamlib" in r.path], "the sync asked the upstream for teamlib"
+    assert set(page_files(mirror.web, "teamlib")) == {wheel.name}
+    assert page_files(mirror.web, "app")
+    check_tree(mirror.web)
