@@ -166,6 +166,7 @@ SERVE_KEYS: tuple[Key, ...] = (
     Key("read-auth", bool, False),
     Key("pull-through", bool, False),
     Key("pull-through-max-age", int, 600, _between(0, 31_536_000)),
+    Key("max-upload-mb", int, 1024, _between(1, 1024 * 1024)),
 )
 
 
@@ -193,6 +194,8 @@ class ServeConfig:
     pull_through: bool = False
     pull_through_max_age: int = 600
     """Seconds after which a pulled-through page is refreshed on request."""
+    max_upload_bytes: int = 1024 * 1024 * 1024
+    """Largest upload body accepted at /legacy/ (``max-upload-mb``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +235,13 @@ class Config:
     @property
     def web(self) -> Path:
         return self.directory / "web"
+
+    @property
+    def web_location(self) -> str:
+        """Where the ``web/`` tree is, for messages: its directory, or ``s3://bucket/prefix``."""
+        if self.storage.backend == "s3":
+            return f"s3://{self.storage.bucket}/{self.storage.prefix}".rstrip("/")
+        return str(self.web)
 
     @property
     def state_dir(self) -> Path:
@@ -347,6 +357,7 @@ def _serve(raw: Mapping[str, Any], source: Path) -> ServeConfig:
         read_auth=values["read-auth"],
         pull_through=values["pull-through"],
         pull_through_max_age=values["pull-through-max-age"],
+        max_upload_bytes=values["max-upload-mb"] * 1024 * 1024,
     )
 
 

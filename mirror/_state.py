@@ -22,6 +22,7 @@ from packaging.utils import NormalizedName
 
 from mirror.core.models import IndexEntry
 from mirror.core.plan import Action, IndexChange, LocalFile, LocalProject
+from mirror.core.private import PrivateFile
 from mirror.errors import ConfigError, EnvironmentFault, LockHeld
 
 SCHEMA_VERSION = "1"
@@ -56,6 +57,19 @@ CREATE TABLE IF NOT EXISTS exports (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, s
 CREATE TABLE IF NOT EXISTS imports (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, applied REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS recheck (name TEXT PRIMARY KEY, due TEXT NOT NULL);  -- filter drops that expire
 CREATE TABLE IF NOT EXISTS closure (name TEXT PRIMARY KEY, want TEXT NOT NULL);  -- the last run's dependency closure
+-- Private projects (mirror add, uploads): reserved names the sync never takes from the upstream.
+CREATE TABLE IF NOT EXISTS private (name TEXT PRIMARY KEY);
+-- What a private project's page says of each file beyond its size and sha256 (those are in files).
+CREATE TABLE IF NOT EXISTS private_files (
+    path TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    version TEXT NOT NULL,
+    requires_python TEXT,
+    upload_time TEXT NOT NULL,
+    metadata_path TEXT         -- the .metadata beside it, when there is one
+);
+CREATE INDEX IF NOT EXISTS private_files_project ON private_files (project);
 """
 # A crash loses at most one batch of bookkeeping (the next run re-derives it from the tree), and
 # the 2 s bound keeps a batch small when files are big; larger batches rewrite fewer B-tree pages.
@@ -316,9 +330,61 @@ class State:
         row = self._db.execute("SELECT name, serial FROM upstream WHERE name = ?", (name,)).fetchone()
         return None if row is None else IndexEntry(NormalizedName(row[0]), row[1])
 
+    def is_published(self, name: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM projects WHERE name = ? AND published = 1", (name,)).fetchone()
+        return row is not None
+
     def local_project(self, name: str) -> LocalProject | None:
         row = self._db.execute("SELECT serial, published FROM projects WHERE name = ?", (name,)).fetchone()
         return None if row is None else LocalProject(NormalizedName(name), row[0] if row[1] else None)
+
+    # -- private projects ---------------------------------------------------------------------------
+
+    def is_private(self, name: str) -> bool:
+        return self._db.execute("SELECT 1 FROM private WHERE name = ?", (name,)).fetchone() is not None
+
+    def private_names(self) -> frozenset[NormalizedName]:
+        return frozenset(NormalizedName(n) for (n,) in self._db.execute("SELECT name FROM private"))
+
+    def mark_private(self, name: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO private (name) VALUES (?)", (name,))
+        self._wrote()
+
+    def forget_private(self, name: str) -> None:
+        self._db.execute("DELETE FROM private_files WHERE project = ?", (name,))
+        self._db.execute("DELETE FROM private WHERE name = ?", (name,))
+        self._wrote()
+
+    def add_private_file(self, project: str, record: PrivateFile) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO private_files "
+            "(path, project, filename, version, requires_python, upload_time, metadata_path) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.path,
+                project,
+                record.filename,
+                record.version,
+                record.requires_python,
+                record.upload_time,
+                record.metadata_path,
+            ),
+        )
+        self._wrote()
+
+    def remove_private_files(self, paths: Iterable[str]) -> None:
+        rows = [(p,) for p in paths]
+        self._db.executemany("DELETE FROM private_files WHERE path = ?", rows)
+        self._wrote(len(rows))
+
+    def private_files(self, project: str) -> list[PrivateFile]:
+        """A private project's files, by file name."""
+        rows = self._db.execute(
+            "SELECT path, filename, version, requires_python, upload_time, metadata_path "
+            "FROM private_files WHERE project = ? ORDER BY filename",
+            (project,),
+        )
+        return [PrivateFile(*row) for row in rows]
 
     def set_recheck(self, name: str, due: str | None) -> None:
         """Look at ``name`` again at ``due`` (ISO 8601 UTC) even if the upstream does not change it."""
@@ -418,6 +484,20 @@ class State:
     def imported_seq(self) -> int:
         """How far along the origin's change log the imported tree is (0: nothing imported)."""
         return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM imports").fetchone()[0])
+
+
+def read_private(path: Path, name: str) -> bool:
+    """Whether ``name`` is a private project, read-only (``sync --explain`` must not wait for a running sync)."""
+    if not path.exists():
+        return False
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT 1 FROM private WHERE name = ?", (name,)).fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False  # an older state without the table: nothing is private
 
 
 def read_closure(path: Path) -> dict[NormalizedName, str]:

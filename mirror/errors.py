@@ -27,6 +27,21 @@ class BundleRefused(MirrorError):
     exit_code = EXIT_CONFIG
 
 
+class Refused(MirrorError):
+    """A distribution or request refused before anything was written (``mirror add``, an upload)."""
+
+    exit_code = EXIT_CONFIG
+
+
+class AlreadyPublished(Refused):
+    """A private distribution whose file name the mirror already holds (an upload answers 409)."""
+
+    def __init__(self, message: str, *, same: bool) -> None:
+        super().__init__(message)
+        self.same = same
+        """True when the file held has the very bytes offered."""
+
+
 class LockHeld(MirrorError):
     """Another run holds the mirror's lock."""
 
@@ -82,6 +97,10 @@ class SuspiciousPage(Deferred):
 
 class IntegrityError(ProjectError):
     """A downloaded file does not match its declared size or hash."""
+
+
+class PrivateName(ProjectError):
+    """A private project's name: reserved, never taken from the upstream (the dependency-confusion guard)."""
 
 
 class UnsafeName(ProjectError):

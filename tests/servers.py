@@ -53,8 +53,10 @@ def _wait_for(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
 class Nginx:
     """nginx in the foreground with ``examples/nginx/mirror.conf``, its root and port substituted."""
 
-    def __init__(self, web: Path, workdir: Path) -> None:
+    def __init__(self, web: Path, workdir: Path, *, mirror_port: int | None = None) -> None:
+        """``mirror_port``: where ``mirror serve`` listens for what nginx hands it (uploads)."""
         self.web, self.dir, self.port = web, workdir, free_port()
+        self.mirror_port = mirror_port
         self.access_log = workdir / "access.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -67,6 +69,9 @@ class Nginx:
         assert "root /srv/pypi/web;" in site and "listen 127.0.0.1:8080;" in site
         site = site.replace("root /srv/pypi/web;", f"root {self.web};")
         site = site.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{self.port};")
+        if self.mirror_port is not None:
+            assert "proxy_pass http://127.0.0.1:8081;" in site
+            site = site.replace("proxy_pass http://127.0.0.1:8081;", f"proxy_pass http://127.0.0.1:{self.mirror_port};")
         (self.dir / "site.conf").write_text(site)
         temps = " ".join(f"{kind}_temp_path {self.dir / kind};" for kind in ("client_body", "proxy", "fastcgi"))
         temps += f" uwsgi_temp_path {self.dir / 'uwsgi'}; scgi_temp_path {self.dir / 'scgi'};"

@@ -47,13 +47,6 @@ def open_storage(config: Config, state: State | None) -> Storage:
     return FileStorage(config.web, fsync=config.fsync, on_change=hook)
 
 
-def storage_location(config: Config) -> str:
-    """Where the ``web/`` tree is, for messages: its directory, or ``s3://bucket/prefix``."""
-    if config.storage.backend == "s3":
-        return f"s3://{config.storage.bucket}/{config.storage.prefix}".rstrip("/")
-    return str(config.web)
-
-
 # What may sit in a directory that does not hold a mirror yet: what mirror itself creates there,
 # the config file, and the lost+found of a file system mounted on it.
 _BESIDE_A_NEW_MIRROR = frozenset({"diffs", "lost+found"})

@@ -39,8 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
     serve = commands.add_parser("serve", help="serve the mirror's web/ tree read-only, with PEP 691 negotiation")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port to bind (default: 8080; 0 picks a free one)")
+    serve.add_argument("--host", help="address to bind (default: [serve] host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: [serve] port, 8080; 0 picks a free one)")
+
+    add = commands.add_parser("add", help="publish local wheels or sdists as private projects")
+    add.add_argument("files", nargs="+", metavar="FILE", help="a wheel (.whl) or an sdist (.tar.gz, .zip)")
+    add.add_argument(
+        "--replace-upstream",
+        action="store_true",
+        help="make a project mirrored from the upstream private (its upstream files go)",
+    )
+    remove = commands.add_parser("remove", help="remove a private project, or one of its releases")
+    remove.add_argument("project", metavar="PROJECT")
+    remove.add_argument("version", nargs="?", metavar="VERSION", help="only this release")
+    user = commands.add_parser("user", help="manage the users of [serve] users-file (uploads, read-auth)")
+    user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    user_add = user_commands.add_parser("add", help="add a user or change a password (read from stdin or a prompt)")
+    user_add.add_argument("name", metavar="NAME")
     export = commands.add_parser("export", help="write an airgap bundle of what changed since the last export")
     export.add_argument("outdir", metavar="OUTDIR", help="directory to write the bundle into")
     base = export.add_mutually_exclusive_group()
@@ -110,6 +125,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mirror.cli.serve import serve
 
         return serve(config, args.host, args.port)
+    if args.command in ("add", "remove", "user"):
+        from mirror.cli.private import add, remove, user_add
+
+        if args.command == "add":
+            return add(config, args)
+        if args.command == "remove":
+            return remove(config, args)
+        return user_add(config, args)
     if args.command == "export":
         from mirror.cli.airgap import export
 

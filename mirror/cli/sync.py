@@ -17,9 +17,10 @@ from mirror._config import Config
 from mirror._http import Upstream
 from mirror._plugins import load_chain
 from mirror._progress import make_reporter
-from mirror._state import STATE_DB, State, open_state, read_closure
+from mirror._state import STATE_DB, State, open_state, read_closure, read_private
 from mirror._stateloss import check_state
-from mirror.cli.common import open_storage, prepare_directory, storage_location, warn
+from mirror.cli.common import open_storage, prepare_directory, warn
+from mirror.core import layout
 from mirror.core.filters import FilterChain
 from mirror.core.models import ProjectPage
 from mirror.errors import EXIT_OK, EXIT_PARTIAL, MirrorError, unwrap
@@ -53,7 +54,7 @@ def sync(config: Config, args: argparse.Namespace) -> int:
         try:
             # A missing, empty or foreign state would make the run delete and unpublish what it does not know.
             storage = open_storage(config, state)
-            check_state(storage, storage_location(config), config.state_dir, state if existed else None)
+            check_state(storage, config.web_location, config.state_dir, state if existed else None)
             report = anyio.run(run, state, storage, backend="asyncio")
         except BaseException as exc:
             if not args.dry_run:
@@ -77,6 +78,13 @@ def _record_stopped(config: Config, state: State, report: RunReport, exc: BaseEx
 
 
 def _explain(config: Config, filters: FilterChain, project: str) -> int:
+    name = layout.project_name(project)
+    if read_private(config.state_dir / STATE_DB, name):
+        print(
+            f"{name}: a private project (mirror add or an upload): the sync never takes it from the upstream "
+            "and never deletes it; its files are the ones added (mirror remove drops them)"
+        )
+        return EXIT_OK
     if filters.dependency_roots() is not None:
         filters = with_stored_closure(filters, read_closure(config.state_dir / STATE_DB))
 

@@ -11,7 +11,7 @@ from mirror._config import Config
 from mirror._progress import PlainReporter
 from mirror._state import STATE_DB, open_state
 from mirror._stateloss import check_state
-from mirror.cli.common import open_storage, storage_location
+from mirror.cli.common import open_storage
 from mirror.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
 from mirror.verify.engine import VerifyOptions, VerifyReport, run
 from mirror.verify.rebuild import rebuild_state
@@ -30,11 +30,11 @@ def verify(config: Config, args: argparse.Namespace) -> int:
     reporter = PlainReporter(quiet=args.quiet, verbose=args.verbose)
     if not (config.state_dir / STATE_DB).exists():
         # A lost database, not a mirror never synced.
-        check_state(open_storage(config, None), storage_location(config), config.state_dir, None)
+        check_state(open_storage(config, None), config.web_location, config.state_dir, None)
     with open_state(config.state_dir, VerifyState) as state:
         storage = open_storage(config, state)
         # Every file and page a lost state does not know would be an "orphan".
-        check_state(storage, storage_location(config), config.state_dir, state)
+        check_state(storage, config.web_location, config.state_dir, state)
         report = run(config, state, storage, reporter, options)
         _print_findings(state, verbose=args.verbose)
         state.finish_pass()
@@ -55,7 +55,7 @@ def _rebuild(config: Config, args: argparse.Namespace) -> int:
     verb = "would record" if args.dry_run else "rebuilt state"
     text = (
         f"{verb}: {report.projects} projects, {report.files} files ({decimal(report.bytes_hashed)} hashed) "
-        f"from {storage_location(config)} in {report.seconds:.1f}s; nothing downloaded, web/ unchanged"
+        f"from {config.web_location} in {report.seconds:.1f}s; nothing downloaded, web/ unchanged"
     )
     if report.unlisted:
         text += f"; {report.unlisted} projects have a page the root index does not list"

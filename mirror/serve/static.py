@@ -26,7 +26,7 @@ import logging
 import os
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -53,6 +53,8 @@ _TYPES = {
     ".v1_json": "application/vnd.pypi.simple.v1+json",
     ".metadata": "text/plain; charset=utf-8",
 }
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse | None]]
+"""Answers a request before the static tree does (uploads, read-auth), or returns None to pass it on."""
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -77,8 +79,10 @@ class MirrorServer:
         log: bool = True,
         idle_timeout: float = IDLE_TIMEOUT,
         backlog: int = BACKLOG,
+        handlers: Sequence[Handler] = (),
     ) -> None:
         self.web = web_root.resolve()
+        self._handlers = tuple(handlers)
         self.log = log
         self._host, self._port, self._backlog = host, port, backlog
         self._idle_timeout = idle_timeout
@@ -131,6 +135,10 @@ class MirrorServer:
         print(_printable(line), file=sys.stderr, flush=True)
 
     async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
+        for handler in self._handlers:
+            answer = await handler(request)
+            if answer is not None:
+                return answer
         if request.method not in ("GET", "HEAD"):
             return _status(HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": "GET, HEAD"})
         parts = urlsplit(request.raw_path)
@@ -321,9 +329,9 @@ async def _serve_forever(server: MirrorServer, started: Callable[[str], None]) -
         await server.close()
 
 
-def serve(web_root: Path, host: str, port: int) -> None:
+def serve(web_root: Path, host: str, port: int, handlers: Sequence[Handler] = ()) -> None:
     """Serve until interrupted (KeyboardInterrupt propagates to the caller)."""
-    server = MirrorServer(web_root, host, port)
+    server = MirrorServer(web_root, host, port, handlers=handlers)
 
     def started(url: str) -> None:
         print(f"serving {server.web} at {url}simple/ (Ctrl-C stops)", file=sys.stderr, flush=True)
@@ -331,4 +339,4 @@ def serve(web_root: Path, host: str, port: int) -> None:
     asyncio.run(_serve_forever(server, started))
 
 
-__all__ = ["BACKLOG", "FILE_CACHE", "IDLE_TIMEOUT", "PAGE_CACHE", "MirrorServer", "serve"]
+__all__ = ["BACKLOG", "FILE_CACHE", "IDLE_TIMEOUT", "PAGE_CACHE", "Handler", "MirrorServer", "serve"]

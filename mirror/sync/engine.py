@@ -51,6 +51,7 @@ from mirror.errors import (
     DeletionGuardTripped,
     IntegrityError,
     NotAnIndex,
+    PrivateName,
     ProjectError,
     StalePage,
     SuspiciousPage,
@@ -123,8 +124,14 @@ class Syncer:
         self._missing: set[NormalizedName] = set()  # wanted projects the upstream never had
         self._seen_serial: int | None = None
         self._named: frozenset[NormalizedName] | None = None
+        # Private projects (mirror add, uploads): never taken from the upstream, never deleted by a sync.
+        self._private: frozenset[NormalizedName] = state.private_names()
 
     # -- the run ------------------------------------------------------------------------------
+
+    def reserved(self, name: NormalizedName) -> bool:
+        """A private project: the guard against dependency confusion, asked wherever work is decided."""
+        return name in self._private
 
     async def run(self) -> RunReport:
         if not self.options.dry_run:
@@ -188,7 +195,7 @@ class Syncer:
     def queue(self, filters: FilterChain, work: Iterable[IndexChange]) -> int:
         """Decide by ``filters`` from now on and queue ``work`` (a closure round); returns the projects queued."""
         self.filters = filters
-        self.state.store_work(work)
+        self.state.store_work(w for w in work if not self.reserved(w.name))
         count = self.state.count_work(Action.SYNC)
         self.report.planned += count
         return count
@@ -227,15 +234,15 @@ class Syncer:
         for entry in self.state.iter_upstream():
             if wanted is not None and entry.name not in wanted:
                 continue
-            if self.filters.keep_project(entry.name):
+            if self.filters.keep_project(entry.name) and not self.reserved(entry.name):
                 yield entry
 
     def _local_entries(self) -> Iterator[LocalProject]:
         wanted = self._wanted_names()
         forced = self.options.force_check or self.filters_changed()
         for local in self.state.iter_local():
-            if wanted is not None and local.name not in wanted:
-                continue
+            if (wanted is not None and local.name not in wanted) or self.reserved(local.name):
+                continue  # a private project is neither synced nor deleted by the sync
             # A forced check or changed filters: every project is looked at again.
             yield LocalProject(local.name, None) if forced or local.name in self.replan else local
 
@@ -244,6 +251,8 @@ class Syncer:
 
         It is reported as failed, so the run exits 1 instead of succeeding at nothing.
         """
+        for name in sorted(self._private & (self._wanted_names() or frozenset())):
+            self.reporter.info(f"{name}: a private project; the sync never takes it from the upstream")
         if self.direct:
             return  # a direct run learns it from the page's 404 (_note_gone)
         for name in sorted(self._wanted_names() or ()):
@@ -302,6 +311,8 @@ class Syncer:
         named = self._wanted_names()
         wanted = named if named is not None else self.filters.wanted_projects() or ()
         for name in sorted(wanted):
+            if self.reserved(name):
+                continue
             if name not in self._gone and name not in self._missing and self.filters.keep_project(name):
                 yield IndexEntry(name, None)
 
@@ -504,6 +515,8 @@ class Syncer:
             self._connect_streak = 0
 
     async def _sync_project(self, name: NormalizedName, promised: int | None) -> str:
+        if self.reserved(name):  # whatever asked (a closure round, a pull-through): never from the upstream
+            raise PrivateName(f"{name}: a private project; never taken from the upstream")
         page, response, digest = await self._fetch_page(name, promised)
         if page is None:
             return "unchanged"
@@ -739,6 +752,8 @@ class Syncer:
         # The root stops listing them first, then their pages go, then their files.
         self._write_root()
         for change in self.state.iter_work(Action.DELETE):
+            if self.reserved(change.name):
+                continue
             for path in layout.page_paths(change.name):
                 self.storage.delete(path)
             files = self.state.project_files(change.name)

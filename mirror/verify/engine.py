@@ -430,6 +430,17 @@ def run(
 
 def _repair(config: Config, verifier: Verifier, storage: Storage, reporter: Reporter) -> None:
     for names in verifier.repair_batches():
+        private = [n for n in names if verifier.state.is_private(n)]
+        if private:
+            verifier.report.repaired += len(private)
+            for name, lost in _republish(config, verifier.state, storage, private).items():
+                verifier.report.repaired -= 1
+                verifier.report.repair_failed[name] = (
+                    f"{name}: private files lost or damaged, left out of its page: {', '.join(lost)}; add them again"
+                )
+            names = [n for n in names if n not in private]
+            if not names:
+                continue
         config.require_upstream()
         reporter.info(f"verify: repairing {len(names)} projects through a sync")
         outcome = _resync(config, verifier.state, storage, reporter, names)
@@ -437,6 +448,25 @@ def _repair(config: Config, verifier: Verifier, storage: Storage, reporter: Repo
         verifier.report.repair_failed.update(outcome)
     if verifier.state.root_needs_repair():
         verifier.rewrite_root()
+
+
+def _republish(config: Config, state: VerifyState, storage: Storage, names: list[str]) -> dict[str, list[str]]:
+    """Private projects cannot come from the upstream: their pages are written again from state."""
+    import anyio
+
+    from mirror.private.publish import PrivateIndex
+
+    async def once() -> dict[str, list[str]]:
+        lost = {}
+        async with storage.publishing():
+            index = PrivateIndex(config, state, storage)
+            for name in names:
+                missing = await index.republish(name)
+                if missing:
+                    lost[name] = missing
+        return lost
+
+    return anyio.run(once, backend="asyncio")
 
 
 def _resync(

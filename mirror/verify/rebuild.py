@@ -23,10 +23,12 @@ from pathlib import Path
 from mirror._config import Config
 from mirror._progress import Reporter
 from mirror._state import STATE_DB, Lock, State
-from mirror.core import layout, parse, verify
+from mirror.core import layout, parse, private, verify
 from mirror.core.models import DistFile, ProjectPage
 from mirror.core.plan import LocalFile
-from mirror.errors import EnvironmentFault, UnsafeName, UpstreamError
+from mirror.core.private import PrivateFile
+from mirror.errors import EnvironmentFault, Refused, UnsafeName, UpstreamError
+from mirror.private.names import read_names
 from mirror.storage.base import Storage, root_names
 from mirror.verify.engine import Ticker
 
@@ -62,7 +64,7 @@ def rebuild_state(config: Config, storage: Storage, reporter: Reporter, *, dry_r
         _remove_db(temp)
         state = State(temp)
         try:
-            _record_tree(storage, state, reporter, report)
+            _record_tree(storage, config.state_dir, state, reporter, report)
             state.set_meta("rebuilt", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
             state.commit()
         finally:
@@ -78,21 +80,41 @@ def rebuild_state(config: Config, storage: Storage, reporter: Reporter, *, dry_r
     return report
 
 
-def _record_tree(web: Storage, state: State, reporter: Reporter, report: RebuildReport) -> None:
+def _record_tree(web: Storage, state_dir: Path, state: State, reporter: Reporter, report: RebuildReport) -> None:
     serial = _root_serial(web, f"{layout.SIMPLE}/index.v1_json")
     if serial is not None:
         state.set_meta("serial", serial)
     listed = set(root_names(web, f"{layout.SIMPLE}/index.v1_json", parse.IndexJsonParser()))
     ticker = Ticker(reporter, "rebuild")
     names = sorted(entry.name for entry in web.scan(layout.SIMPLE) if entry.is_dir)
+    private = read_names(state_dir)
     for name in names:
         page = _read_page(web, name, report)
         if page is None:
             continue
         _record_project(web, state, page, report)
+        if page.name in private:
+            _record_private(state, page)
         if name not in listed:
             report.unlisted += 1
         ticker.tick(name)
+
+
+def _record_private(state: State, page: ProjectPage) -> None:
+    """A reserved name stays reserved: its files as the page shows them (the state lost the rest)."""
+    state.mark_private(page.name)
+    held = state.project_files(page.name)
+    for dist in page.files:
+        path = verify.linked_path(dist.url)
+        if path is None or path not in held:
+            continue
+        try:
+            version = str(private.parse_distribution(dist.filename).version)
+        except Refused:
+            continue
+        meta = layout.metadata_path(path) if layout.metadata_path(path) in held else None
+        record = PrivateFile(path, dist.filename, version, dist.requires_python, dist.upload_time or "", meta)
+        state.add_private_file(page.name, record)
 
 
 def _root_serial(web: Storage, path: str) -> int | None:

@@ -122,10 +122,6 @@ class VerifyState(State):
         for name, deleting in self._db.execute(query):
             yield str(name), bool(deleting)
 
-    def is_published(self, name: str) -> bool:
-        row = self._db.execute("SELECT 1 FROM projects WHERE name = ? AND published = 1", (name,)).fetchone()
-        return row is not None
-
     # -- what the pass learns -------------------------------------------------------------------
 
     def add_refs(self, refs: Iterable[Referenced]) -> None:

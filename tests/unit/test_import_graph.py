@@ -37,8 +37,17 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mirror._plugins",
         "mirror._progress",
         "mirror._decoding",
+        "mirror._users",
     ),
-    ("mirror.sync", "mirror.verify", "mirror.airgap", "mirror.serve", "mirror._metrics", "mirror._stateloss"),
+    (
+        "mirror.sync",
+        "mirror.private",
+        "mirror.verify",
+        "mirror.airgap",
+        "mirror.serve",
+        "mirror._metrics",
+        "mirror._stateloss",
+    ),
     ("mirror.cli", "mirror.__main__"),
 )
 """Lowest first. Each module is in the layer of the longest prefix that names it (``mirror``: only itself)."""
