@@ -51,10 +51,13 @@ def _wait_for(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 class Nginx:
-    """nginx in the foreground with ``examples/nginx/mirror.conf``, its root and port substituted."""
+    """nginx in the foreground with ``examples/nginx/mirror.conf``, its root and port substituted.
 
-    def __init__(self, web: Path, workdir: Path) -> None:
-        self.web, self.dir, self.port = web, workdir, free_port()
+    ``backend`` is the ``mirror serve`` that misses go to (``host:port``); without one they are 404.
+    """
+
+    def __init__(self, web: Path, workdir: Path, backend: str | None = None) -> None:
+        self.web, self.dir, self.port, self.backend = web, workdir, free_port(), backend
         self.access_log = workdir / "access.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -67,6 +70,9 @@ class Nginx:
         assert "root /srv/pypi/web;" in site and "listen 127.0.0.1:8080;" in site
         site = site.replace("root /srv/pypi/web;", f"root {self.web};")
         site = site.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{self.port};")
+        assert "proxy_pass http://127.0.0.1:8081;" in site
+        backend = "return 404;" if self.backend is None else f"proxy_pass http://{self.backend};"
+        site = site.replace("proxy_pass http://127.0.0.1:8081;", backend)
         (self.dir / "site.conf").write_text(site)
         temps = " ".join(f"{kind}_temp_path {self.dir / kind};" for kind in ("client_body", "proxy", "fastcgi"))
         temps += f" uwsgi_temp_path {self.dir / 'uwsgi'}; scgi_temp_path {self.dir / 'scgi'};"

@@ -1,4 +1,4 @@
-"""``mirror serve``: serve ``web/`` read-only."""
+"""``mirror serve``: serve ``web/`` read-only; with ``[serve] pull-through``, fetch what it lacks on request."""
 
 from __future__ import annotations
 
@@ -12,8 +12,14 @@ def serve(config: Config, host: str, port: int) -> int:
         raise ConfigError(f"nothing to serve: {config.web / 'simple'} does not exist (run `mirror sync` first)")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, not {port}")
+    pull = None
+    if config.serve.pull_through:
+        from mirror.serve.pullthrough import PullThrough
+
+        config.require_upstream()
+        pull = PullThrough(config)
     try:
-        serve_tree(config.web, host, port)
+        serve_tree(config.web, host, port, pull)
     except KeyboardInterrupt:
         return EXIT_OK
     except OSError as exc:

@@ -12,10 +12,11 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urljoin
 
 import anyio
@@ -99,7 +100,9 @@ class Syncer:
         options: Options | None = None,
     ) -> None:
         self.config, self.state, self.storage, self.upstream = config, state, storage, upstream
-        self.filters, self.reporter, self.options = filters, reporter, options or Options()
+        # Projects pull-through brought in are wanted like the ones the filters name (ARCHITECTURE.md, "Pull-through").
+        self.filters = filters.with_pulled(state.pulled())
+        self.reporter, self.options = reporter, options or Options()
         self.report = RunReport(started=time.time())
         self._changed = False
         self._connect_streak = 0
@@ -123,6 +126,7 @@ class Syncer:
         self._missing: set[NormalizedName] = set()  # wanted projects the upstream never had
         self._seen_serial: int | None = None
         self._named: frozenset[NormalizedName] | None = None
+        self._pulling: frozenset[NormalizedName] = frozenset()  # the names of the pull-through batch in flight
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -323,7 +327,7 @@ class Syncer:
             self.reporter.info(f"{name}: the upstream no longer has it (its page is 404)")
             return
         self._missing.add(name)
-        if name in (self._wanted_names() or ()):
+        if name in (self._wanted_names() or ()) or name in self._pulling:
             self.report.failed[name] = f"{name}: not listed by the upstream index (its page is 404)"
             self.reporter.project_done(name, "failed", self.report.failed[name])
         else:
@@ -509,7 +513,10 @@ class Syncer:
             return "unchanged"
         held = self.state.project_files(name)
         plan = plan_project(self._filter(page), held, require_hashes=self.config.require_hashes)
-        if not plan.fetches and not plan.deletes and self._published_as(self._pages(name, plan)):
+        lazy = self._lazy_part(name, plan)
+        if lazy:
+            plan = _without(plan, lazy)
+        if not plan.fetches and not plan.deletes and self._published_as(self._pages(name, plan, lazy)):
             # Same files, hashes, yanks, status and metadata as served: no rename, no diff line.
             if not self.options.dry_run:
                 self._remember(name, page.last_serial, response, digest)
@@ -525,10 +532,15 @@ class Syncer:
                 name, (p.rpartition("/")[0] for p in (*(d.path for d in plan.fetches), layout.page_paths(name)[0]))
             )
             await self._fetch_files(name, plan)
-            await self._publish(name, plan, response)
+            if lazy:
+                # Recorded (and committed) before a page links them: a request for one finds where to fetch it.
+                self.state.add_lazy(name, ((d.path, d.url, d.size, d.hashes["sha256"]) for d in lazy.values()))
+                self.state.commit()
+            await self._publish(name, plan, response, lazy)
         finally:
             self._release(name, plan)
             self._journal.done(name)
+        self.state.keep_lazy(name, lazy)
         for path in plan.deletes:
             self.storage.delete(path)
             self.report.files_deleted += 1
@@ -698,12 +710,21 @@ class Syncer:
         self.state.record_change(download.path, False)  # its first record may have died with the crash
         return True
 
-    async def _publish(self, name: NormalizedName, plan: ProjectPlan, response: Page) -> None:
-        await self.storage.write_pages(self._pages(name, plan))
+    async def _publish(
+        self, name: NormalizedName, plan: ProjectPlan, response: Page, lazy: Mapping[str, Download]
+    ) -> None:
+        await self.storage.write_pages(self._pages(name, plan, lazy))
 
-    def _pages(self, name: NormalizedName, plan: ProjectPlan) -> list[tuple[str, bytes]]:
-        """The project's pages as they are to be published, JSON first."""
+    def _pages(
+        self, name: NormalizedName, plan: ProjectPlan, lazy: Mapping[str, Download] | None = None
+    ) -> list[tuple[str, bytes]]:
+        """The project's pages as they are to be published, JSON first.
+
+        ``lazy`` files are linked without being held: they are fetched on first use (see :meth:`fetch_lazy`).
+        """
         on_disk = self.state.project_files(name)
+        for path, download in (lazy or {}).items():
+            on_disk[path] = LocalFile(path, download.size or 0, download.hashes["sha256"])
         missing = [item.path for item in plan.files if item.path not in on_disk]
         if missing:
             raise UpstreamError(f"{name}: {len(missing)} files could not be fetched, e.g. {missing[0]}")
@@ -726,6 +747,97 @@ class Syncer:
         moved = known is None or known[1:] != (response.etag, response.last_modified)
         if local is None or local.serial != serial or moved or self.state.page_digest(name) != digest:
             self.state.publish_project(name, serial, response.etag, response.last_modified, digest)
+
+    # -- pull-through (mirror serve): a project on request, its files on first use ----------------------
+
+    def _lazy_part(self, name: NormalizedName, plan: ProjectPlan) -> dict[str, Download]:
+        """The fetches of ``plan`` left to first use: all of a pulled-through project's that can be verified then.
+
+        A distribution file needs its sha256 and size from the page (the published page states its
+        size); a ``.metadata`` or provenance file its sha256. The rest is fetched with the page.
+        """
+        if name not in self._pulling and not self.filters.lazy(name):
+            return {}
+        lazy = {d.path: d for d in plan.downloads if d.size is not None and "sha256" in d.hashes}
+        lazy.update((d.path, d) for d in (*plan.metadata, *plan.provenance) if "sha256" in d.hashes)
+        return lazy
+
+    def recover(self) -> None:
+        """Undo what a killed process left half-done; call once after taking the lock, before :meth:`pull`."""
+        self._clean_journal()
+
+    async def pull(self, names: Iterable[NormalizedName]) -> dict[NormalizedName, PullResult]:
+        """Fetch and publish the pages of ``names`` exactly as a sync of them would, files left to first use.
+
+        A name the filters refuse is never fetched. The others join the wanted set, so ``mirror
+        sync`` keeps them fresh (unless the upstream has no such project).
+        """
+        outcome: dict[NormalizedName, PullResult] = {}
+        allowed = []
+        for name in sorted(set(names)):
+            decision = self.filters.with_pulled([name]).project_decision(name)
+            if decision is None:
+                allowed.append(name)
+            else:
+                outcome[name] = PullResult(name, "refused", f"{name}: {decision.reason} ({decision.plugin})")
+        known = self.state.pulled()
+        for name in allowed:
+            if name not in known:
+                self.state.add_pulled(name, 0.0)  # wanted from now on; dropped again if it never publishes
+        self.state.commit()
+        self.filters = self.filters.with_pulled(allowed)
+        started = time.time()
+        self.report, self._pulling, self.direct = RunReport(started=started), frozenset(allowed), True
+        self.state.store_work(IndexChange(Action.SYNC, name) for name in allowed)
+        try:
+            await self.sync_queued()
+        finally:
+            self._pulling = frozenset()
+            self._connect_streak = 0
+        for name in allowed:
+            why = self.report.failed.get(name) or self.report.deferred.get(name)
+            if why is None:
+                self.state.add_pulled(name, started)
+            elif self.storage.size(layout.page_paths(name)[2]) is None:
+                self.state.drop_pulled(name)
+            if why is None:
+                outcome[name] = PullResult(name, "ok")
+            else:
+                outcome[name] = PullResult(name, "missing" if name in self._missing else "failed", why)
+        if self._changed:
+            self._write_root()  # the root lists them before anyone is told they are there
+            self._changed = False
+        self.state.commit()
+        return outcome
+
+    async def fetch_lazy(self, path: str) -> bool:
+        """Fetch, verify (sha256 and size) and publish one file a pulled-through page links; False if none does.
+
+        The same download path as a sync (temp name, verified, renamed, recorded); raises
+        :class:`ProjectError` or :class:`IntegrityError` when the upstream cannot give it.
+        """
+        row = self.state.lazy_file(path)
+        if row is None:
+            return False
+        project, url, size, sha256 = row
+        key = f"file:{path}"  # not a project name: its journal entry is its own
+        self._journal.add(key, [path.rpartition("/")[0]])
+        try:
+            await self._fetch_file(project, Download(url, path, size, {"sha256": sha256}), True)
+        finally:
+            self._journal.done(key)
+        self.state.forget_lazy(path)
+        self.state.commit()
+        return True
+
+    def finish_pull(self) -> None:
+        """End a stretch of pull-through work, before the lock goes: the root if needed, a diff file, the journal."""
+        if self._changed:
+            self._write_root()
+            self._changed = False
+        diffs.write_run_diff(self.config, self.state)
+        self.state.commit()
+        self._journal.clear()
 
     # -- the root index and deletions -------------------------------------------------------------
 
@@ -798,6 +910,21 @@ class Syncer:
             self.reporter.info(f"removed {done.strays} files an interrupted run published but no page links")
         self.state.commit()
         self._journal.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    """What :meth:`Syncer.pull` did for one name."""
+
+    name: NormalizedName
+    kind: Literal["ok", "refused", "missing", "failed"]
+    """ok: published and current; refused: by a filter; missing: the upstream has no such project;
+    failed: the upstream did not answer, or answered something the engine refuses."""
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
 
 
 def write_root(state: State, storage: Storage) -> None:
@@ -874,6 +1001,16 @@ def _read_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
             yield chunk
 
 
+def _without(plan: ProjectPlan, lazy: Mapping[str, Download]) -> ProjectPlan:
+    """``plan`` without the fetches left to first use."""
+    return replace(
+        plan,
+        downloads=tuple(d for d in plan.downloads if d.path not in lazy),
+        metadata=tuple(d for d in plan.metadata if d.path not in lazy),
+        provenance=tuple(d for d in plan.provenance if d.path not in lazy),
+    )
+
+
 def _with_serial(page: ProjectPage, serial: int | None) -> ProjectPage:
     if serial == page.last_serial:
         return page
@@ -899,4 +1036,4 @@ def _run_summary(report: RunReport) -> str:
     )
 
 
-__all__ = ["Options", "RunReport", "Syncer", "write_root"]
+__all__ = ["Options", "PullResult", "RunReport", "Syncer", "write_root"]

@@ -1,0 +1,296 @@
+"""Pull-through for ``mirror serve``: what the tree lacks is fetched through the sync engine on request.
+
+- ``/simple/<name>/`` of a project the tree does not hold, that the filters allow: its page is
+  fetched, filtered, planned and published by :meth:`Syncer.pull` (the very code of ``mirror
+  sync``, with its guards and the name reservations of private projects), then the root; the
+  project joins the wanted set (``pulled`` in state), so ``mirror sync`` keeps it fresh.
+- Its files are not fetched with the page: the page links them and state records them as lazy
+  (``lazy`` in state); the first request for one fetches, verifies (sha256 and size), publishes
+  and serves it (:meth:`Syncer.fetch_lazy`).
+- A pulled-through page older than ``pull-through-max-age`` is refreshed on request with a
+  conditional request; an upstream that does not answer gets one log line, and what the tree
+  holds is served.
+- Concurrent requests for one page or one file make one upstream fetch (single flight); pages
+  asked for while a pull runs are pulled together in the next one.
+
+Everything that writes runs under the run lock (``state/lock``), taken when pull-through work
+starts and given back as soon as none is left, so ``mirror sync`` from the timer runs between
+requests. While a sync holds it, a missing page or file waits up to :data:`LOCK_WAIT` seconds,
+then is answered 503 with ``Retry-After``; a stale page is served as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from aiohttp import web
+from packaging.utils import NormalizedName
+
+from mirror._config import Config
+from mirror._http import Upstream
+from mirror._plugins import load_chain
+from mirror._state import STATE_DB, Lock, State
+from mirror.core import layout
+from mirror.core.filters import FilterChain
+from mirror.errors import LockHeld, MirrorError, UnsafeName
+from mirror.storage.fs import FileStorage
+from mirror.sync.engine import PullResult, Syncer
+
+LOCK_WAIT = 10.0
+"""Seconds a request for something missing waits for a running ``mirror sync`` to give the lock back."""
+RETRY_AFTER = 30
+"""What a 503 tells the client to wait (pip and uv retry a 503 by themselves)."""
+_DOWN_BACKOFF = 30.0
+"""After the upstream failed, stale pages are served without asking it again for this long."""
+
+
+class Busy(Exception):
+    """A sync holds the lock for longer than a request may wait."""
+
+
+@dataclass
+class _Session:
+    """The lock, the state and a pull-mode :class:`Syncer`, shared by all pull-through work in flight."""
+
+    lock: Lock
+    state: State
+    syncer: Syncer
+    users: int = 0
+
+
+class _Silent:
+    """The engine's reporter here: pull-through logs its own one line per event."""
+
+    def start(self, projects: int, deletions: int) -> None: ...
+    def project_done(self, name: str, outcome: str, message: str | None) -> None: ...
+    def file_done(self, path: str, size: int) -> None: ...
+    def info(self, message: str) -> None: ...
+    def detail(self, message: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class PullThrough:
+    """Answers for what the tree lacks; :meth:`prepare` is asked before every GET/HEAD is served."""
+
+    def __init__(self, config: Config, *, log: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.web = config.web.resolve()
+        self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._filters: FilterChain | None = None
+        self._upstream: Upstream | None = None
+        self._opening = asyncio.Lock()
+        self._pulling = asyncio.Lock()
+        self._session: _Session | None = None
+        self._pages: dict[NormalizedName, asyncio.Future[PullResult]] = {}
+        self._waiting: dict[NormalizedName, asyncio.Future[PullResult]] = {}
+        self._files: dict[str, asyncio.Task[bool]] = {}
+        self._down_until = 0.0
+        self._reader: sqlite3.Connection | None = None
+
+    async def start(self) -> None:
+        self.config.require_upstream()
+        self._filters = load_chain(self.config.filters, str(self.config.source))
+        self._upstream = await Upstream(self.config).__aenter__()
+
+    async def close(self) -> None:
+        if self._upstream is not None:
+            await self._upstream.__aexit__(None, None, None)  # type: ignore[arg-type]
+        if self._reader is not None:
+            self._reader.close()
+
+    # -- what the static server asks --------------------------------------------------------------
+
+    async def prepare(self, path: str, query: str) -> web.StreamResponse | None:
+        """Make ``path`` servable from the tree if pull-through can; a response only when it cannot.
+
+        None: serve it from the tree as usual (it is there, or it is nothing pull-through knows).
+        """
+        segments = path.split("/")
+        if len(segments) == 4 and segments[:2] == ["", layout.SIMPLE] and segments[2] and segments[3] == "":
+            return await self._page(segments[2], query)
+        if len(segments) > 2 and segments[:2] == ["", layout.PACKAGES] and segments[-1]:
+            return await self._file(path.lstrip("/"))
+        return None
+
+    # -- pages ------------------------------------------------------------------------------------
+
+    async def _page(self, segment: str, query: str) -> web.StreamResponse | None:
+        present = (self.web / layout.SIMPLE / segment / layout.PAGE_FILES[2]).is_file()
+        if present and not self._stale(segment):
+            return None
+        try:
+            name = layout.project_name(segment)
+        except UnsafeName:
+            return None  # nothing pull-through may fetch: the tree answers (404)
+        if name != segment:
+            if present:
+                return None
+            # The upstream's canonical URL, as PyPI redirects: pip and uv always ask with it.
+            return _status(
+                HTTPStatus.MOVED_PERMANENTLY, {"Location": f"/simple/{name}/" + (f"?{query}" if query else "")}
+            )
+        if present and time.monotonic() < self._down_until:
+            return None
+        try:
+            result = await self.pull(name)
+        except Busy:
+            if present:
+                return None
+            return _status(HTTPStatus.SERVICE_UNAVAILABLE, {"Retry-After": str(RETRY_AFTER)})
+        if result.ok:
+            return None
+        if result.kind == "failed":
+            self._down_until = time.monotonic() + _DOWN_BACKOFF
+            if present:
+                self._log(f"mirror serve: upstream unreachable, serving the page held for {name}: {result.message}")
+                return None
+            self._log(f"mirror serve: pull-through of {name} failed: {result.message}")
+            return _status(HTTPStatus.BAD_GATEWAY)
+        if present:
+            return None  # refused or gone upstream now: the next sync decides; the tree answers meanwhile
+        return _status(HTTPStatus.NOT_FOUND)
+
+    def _stale(self, segment: str) -> bool:
+        """A pulled-through page last fetched more than ``pull-through-max-age`` seconds ago."""
+        checked = self._read("SELECT checked FROM pulled WHERE name = ?", segment)
+        return isinstance(checked, float | int) and time.time() - checked > self.config.serve.pull_through_max_age
+
+    async def pull(self, name: NormalizedName) -> PullResult:
+        """Pull one project's page, once however many ask; names asked for meanwhile go in the next batch."""
+        future = self._pages.get(name)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._pages[name] = self._waiting[name] = future
+            async with self._pulling:
+                if not future.done():
+                    await self._pull_batch()
+        return await asyncio.shield(future)
+
+    async def _pull_batch(self) -> None:
+        batch, self._waiting = self._waiting, {}
+        try:
+            async with self._session_for() as syncer:
+                outcome = await syncer.pull(batch)
+            for name, future in batch.items():
+                future.set_result(outcome[name])
+        except BaseException as exc:
+            failure = exc if isinstance(exc, Busy) else None
+            for name, future in batch.items():
+                if not future.done():
+                    if failure is not None:
+                        future.set_exception(Busy())
+                    else:
+                        future.set_result(PullResult(name, "failed", _one_line(exc)))
+            if not isinstance(exc, (Exception, Busy)):
+                raise
+        finally:
+            for name in batch:
+                self._pages.pop(name, None)
+
+    # -- files ------------------------------------------------------------------------------------
+
+    async def _file(self, rel: str) -> web.StreamResponse | None:
+        if (self.web / rel).is_file():
+            return None
+        if self._read("SELECT 1 FROM lazy WHERE path = ?", rel) is None:
+            return None  # no page links it lazily: the tree answers (404)
+        task = self._files.get(rel)
+        if task is None:
+            # A task of its own: a client that goes away does not cancel the fetch others wait for.
+            task = self._files[rel] = asyncio.ensure_future(self._fetch(rel))
+            task.add_done_callback(lambda _: self._files.pop(rel, None))
+        try:
+            fetched = await asyncio.shield(task)
+        except Busy:
+            return _status(HTTPStatus.SERVICE_UNAVAILABLE, {"Retry-After": str(RETRY_AFTER)})
+        return None if fetched else _status(HTTPStatus.BAD_GATEWAY)
+
+    async def _fetch(self, rel: str) -> bool:
+        try:
+            async with self._session_for() as syncer:
+                return await syncer.fetch_lazy(rel)
+        except Busy:
+            raise
+        except (MirrorError, OSError) as exc:
+            self._log(f"mirror serve: fetching {rel} from the upstream failed: {_one_line(exc)}")
+            return False
+
+    # -- the session: lock, state, engine ---------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _session_for(self) -> AsyncIterator[Syncer]:
+        async with self._opening:
+            if self._session is None:
+                self._session = await self._open()
+            session = self._session
+            session.users += 1
+        try:
+            yield session.syncer
+        finally:
+            session.users -= 1
+            if session.users == 0 and self._session is session:
+                self._session = None
+                try:
+                    session.syncer.finish_pull()
+                finally:
+                    session.state.close()
+                    session.lock.__exit__()
+
+    async def _open(self) -> _Session:
+        lock = Lock(self.config.state_dir / "lock")
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                lock.__enter__()
+                break
+            except LockHeld:
+                if time.monotonic() >= deadline:
+                    raise Busy() from None
+                await asyncio.sleep(0.1)
+        try:
+            state = State(self.config.state_dir / STATE_DB)
+        except BaseException:
+            lock.__exit__()
+            raise
+        assert self._filters is not None and self._upstream is not None
+        storage = FileStorage(self.config.web, fsync=self.config.fsync, on_change=state.record_change)
+        syncer = Syncer(self.config, state, storage, self._upstream, self._filters, _Silent())
+        try:
+            syncer.recover()
+        except BaseException:
+            state.close()
+            lock.__exit__()
+            raise
+        return _Session(lock, state, syncer)
+
+    def _read(self, query: str, key: str) -> object | None:
+        """One value from state, read-only (the lock is not needed to read a committed row)."""
+        try:
+            if self._reader is None:
+                db = self.config.state_dir / STATE_DB
+                self._reader = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            row = self._reader.execute(query, (key,)).fetchone()
+        except sqlite3.Error:
+            return None  # no state yet, or one made before pull-through: nothing pulled
+        return None if row is None else row[0]
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _status(status: HTTPStatus, headers: dict[str, str] | None = None) -> web.Response:
+    text = f"{status.value} {status.phrase}\n".encode()
+    return web.Response(status=status, body=text, headers={**(headers or {}), "Content-Type": "text/plain"})
+
+
+__all__ = ["LOCK_WAIT", "RETRY_AFTER", "Busy", "PullThrough"]
