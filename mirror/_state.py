@@ -398,6 +398,9 @@ class State:
     def lazy_paths(self, project: str) -> set[str]:
         return {p for (p,) in self._db.execute("SELECT path FROM lazy WHERE project = ?", (project,))}
 
+    def lazy_all(self) -> list[str]:
+        return [p for (p,) in self._db.execute("SELECT path FROM lazy ORDER BY path")]
+
     def lazy_file(self, path: str) -> tuple[str, str, int | None, str] | None:
         """(project, url, size, sha256) of a file a page links that is fetched on first use, or None."""
         row = self._db.execute("SELECT project, url, size, sha256 FROM lazy WHERE path = ?", (path,)).fetchone()

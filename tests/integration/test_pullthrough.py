@@ -142,7 +142,8 @@ def test_pip_then_uv_install_a_project_never_mirrored(team: Team, tmp_path: Path
     # The root lists them, the pages link every file; verify expects the lazy ones missing.
     root = json.loads((web / "simple" / "index.v1_json").read_bytes())
     assert {"demo", "dep", "seed"} <= {p["name"] for p in root["projects"]}
-    assert filenames(page(team, "dep")) == {"dep-1.0-py3-none-any.whl", "dep-1.0.tar.gz", "dep-2.0-py3-none-any.whl", "dep-2.0.tar.gz"}
+    every = {"dep-1.0-py3-none-any.whl", "dep-1.0.tar.gz", "dep-2.0-py3-none-any.whl", "dep-2.0.tar.gz"}
+    assert filenames(page(team, "dep")) == every
     assert team.mirror.run("verify") == EXIT_OK
     # uv, through the same index, now mostly from the tree.
     team.upstream.clear_requests()
@@ -195,7 +196,9 @@ def test_concurrent_requests_make_one_upstream_fetch(team: Team) -> None:
     assert answers == [200] * 16
     assert team.upstream_asks("/simple/demo/") == 1
     wheel_url = next(
-        f["url"] for f in page(team, "demo")["files"] if f["filename"].endswith(".whl")  # type: ignore[attr-defined]
+        f["url"]
+        for f in page(team, "demo")["files"]
+        if f["filename"].endswith(".whl")  # type: ignore[attr-defined]
     )
     absolute = urljoin(team.serve.url + "simple/demo/", wheel_url.split("#")[0])
     upstream_path = urlsplit(team.upstream.file_url("demo-1.0-py3-none-any.whl")).path
@@ -244,17 +247,24 @@ def test_stale_page_is_refreshed_or_served_when_upstream_is_down(
 
 def test_airgap_export_carries_pulled_projects(team: Team, tmp_path: Path) -> None:
     assert pip_install(team.index, "demo", tmp_path / "pip") == {"demo-1.0.dist-info", "dep-2.0.dist-info"}
+    assert team.lazy()
     bundles = tmp_path / "usb"
+    # The offline side cannot fetch on first use: the export fills the lazy files in first.
     assert team.mirror.run("export", str(bundles)) == EXIT_OK
+    assert team.lazy() == set()
+    assert list(team.mirror.web.glob("packages/**/dep-1.0.tar.gz"))
     offline = tmp_path / "offline"
     offline.mkdir()
     (offline / "mirror.toml").write_text('[mirror]\ndirectory = "m"\n')
-    assert subprocess.run(
-        [sys.executable, "-m", "mirror", "--config", str(offline / "mirror.toml"), "import", str(bundles)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).returncode == EXIT_OK
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "mirror", "--config", str(offline / "mirror.toml"), "import", str(bundles)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).returncode
+        == EXIT_OK
+    )
     web = offline / "m" / "web"
     assert (web / "simple" / "demo" / "index.v1_json").is_file()
     check_tree(web)
