@@ -10,8 +10,8 @@
 - A pulled-through page older than ``pull-through-max-age`` is refreshed on request with a
   conditional request; an upstream that does not answer gets one log line, and what the tree
   holds is served.
-- Concurrent requests for one page or one file make one upstream fetch (single flight); pages
-  asked for while a pull runs are pulled together in the next one.
+- Concurrent requests for one page or one file make one upstream fetch (single flight); pulls of
+  different projects run side by side (up to ``workers``), and share one write of the root.
 
 Everything that writes runs under the run lock (``state/lock``), taken when pull-through work
 starts and given back as soon as none is left, so ``mirror sync`` from the timer runs between
@@ -49,6 +49,10 @@ RETRY_AFTER = 30
 """What a 503 tells the client to wait (pip and uv retry a 503 by themselves)."""
 _DOWN_BACKOFF = 30.0
 """After the upstream failed, stale pages are served without asking it again for this long."""
+LINGER = 0.25
+"""Seconds the lock and state stay open after the last pull-through work: pip asks for a project's
+dependencies one after another, and each would otherwise open the state and take the lock again.
+The root is written before each answer all the same; a sync waits at most this long for the lock."""
 
 
 class Busy(Exception):
@@ -57,12 +61,13 @@ class Busy(Exception):
 
 @dataclass
 class _Session:
-    """The lock, the state and a pull-mode :class:`Syncer`, shared by all pull-through work in flight."""
+    """The lock, the state and one :class:`Syncer`, shared by all pull-through work in flight."""
 
     lock: Lock
     state: State
     syncer: Syncer
     users: int = 0
+    closing: asyncio.TimerHandle | None = None
 
 
 class _Silent:
@@ -79,17 +84,20 @@ class _Silent:
 class PullThrough:
     """Answers for what the tree lacks; :meth:`prepare` is asked before every GET/HEAD is served."""
 
-    def __init__(self, config: Config, *, log: Callable[[str], None] | None = None) -> None:
-        self.config = config
+    def __init__(
+        self, config: Config, *, log: Callable[[str], None] | None = None, lock_wait: float = LOCK_WAIT
+    ) -> None:
+        self.config, self._lock_wait = config, lock_wait
         self.web = config.web.resolve()
         self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self._filters: FilterChain | None = None
         self._upstream: Upstream | None = None
         self._opening = asyncio.Lock()
-        self._pulling = asyncio.Lock()
+        self._slots = asyncio.Semaphore(config.workers)
+        self._root_next: asyncio.Future[None] | None = None
+        self._root_writer: asyncio.Task[None] | None = None
         self._session: _Session | None = None
-        self._pages: dict[NormalizedName, asyncio.Future[PullResult]] = {}
-        self._waiting: dict[NormalizedName, asyncio.Future[PullResult]] = {}
+        self._pages: dict[NormalizedName, asyncio.Task[PullResult]] = {}
         self._files: dict[str, asyncio.Task[bool]] = {}
         self._down_until = 0.0
         self._reader: sqlite3.Connection | None = None
@@ -100,10 +108,20 @@ class PullThrough:
         self._upstream = await Upstream(self.config).__aenter__()
 
     async def close(self) -> None:
+        session = self._session
+        if session is not None and session.users == 0:
+            if session.closing is not None:
+                session.closing.cancel()
+            self._end(session)
         if self._upstream is not None:
             await self._upstream.__aexit__(None, None, None)  # type: ignore[arg-type]
         if self._reader is not None:
             self._reader.close()
+
+    @property
+    def idle(self) -> bool:
+        """No pull-through work in flight and the lock given back (``mirror sync`` can take it)."""
+        return self._session is None
 
     # -- what the static server asks --------------------------------------------------------------
 
@@ -163,36 +181,48 @@ class PullThrough:
         return isinstance(checked, float | int) and time.time() - checked > self.config.serve.pull_through_max_age
 
     async def pull(self, name: NormalizedName) -> PullResult:
-        """Pull one project's page, once however many ask; names asked for meanwhile go in the next batch."""
-        future = self._pages.get(name)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._pages[name] = self._waiting[name] = future
-            async with self._pulling:
-                if not future.done():
-                    await self._pull_batch()
-        return await asyncio.shield(future)
+        """Pull one project's page, once however many ask at the same time."""
+        task = self._pages.get(name)
+        if task is None:
+            # A task of its own: a client that goes away does not cancel the pull others wait for.
+            task = self._pages[name] = asyncio.ensure_future(self._pull_one(name))
+            task.add_done_callback(lambda _: self._pages.pop(name, None))
+        return await asyncio.shield(task)
 
-    async def _pull_batch(self) -> None:
-        batch, self._waiting = self._waiting, {}
+    async def _pull_one(self, name: NormalizedName) -> PullResult:
         try:
             async with self._session_for() as syncer:
-                outcome = await syncer.pull(batch)
-            for name, future in batch.items():
-                future.set_result(outcome[name])
-        except BaseException as exc:
-            failure = exc if isinstance(exc, Busy) else None
-            for name, future in batch.items():
-                if not future.done():
-                    if failure is not None:
-                        future.set_exception(Busy())
-                    else:
-                        future.set_result(PullResult(name, "failed", _one_line(exc)))
-            if not isinstance(exc, (Exception, Busy)):
-                raise
-        finally:
-            for name in batch:
-                self._pages.pop(name, None)
+                async with self._slots:
+                    result = await syncer.pull(name)
+                if result.ok:
+                    await self._root()  # the root lists it before anyone is told it is there
+                return result
+        except Busy:
+            raise
+        except Exception as exc:  # the upstream went away mid-pull (NotAnIndex, UpstreamUnreachable), a full disk
+            return PullResult(name, "failed", _one_line(exc))
+
+    async def _root(self) -> None:
+        """Write the root once for all the pulls that finish meanwhile (it lists every published project)."""
+        waiting = self._root_next
+        if waiting is None:
+            waiting = self._root_next = asyncio.get_running_loop().create_future()
+            if self._root_writer is None or self._root_writer.done():
+                self._root_writer = asyncio.ensure_future(self._write_roots())
+        await asyncio.shield(waiting)
+
+    async def _write_roots(self) -> None:
+        while self._root_next is not None:
+            await asyncio.sleep(0)  # pulls finishing in this turn of the loop share the write
+            done, self._root_next = self._root_next, None
+            try:
+                # Its waiters hold the session open until it is written.
+                assert self._session is not None
+                self._session.syncer.write_root_if_changed()
+            except Exception as exc:
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
 
     # -- files ------------------------------------------------------------------------------------
 
@@ -231,21 +261,32 @@ class PullThrough:
                 self._session = await self._open()
             session = self._session
             session.users += 1
+            if session.closing is not None:
+                session.closing.cancel()
+                session.closing = None
         try:
             yield session.syncer
         finally:
             session.users -= 1
-            if session.users == 0 and self._session is session:
-                self._session = None
-                try:
-                    session.syncer.finish_pull()
-                finally:
-                    session.state.close()
-                    session.lock.__exit__()
+            if session.users == 0:
+                session.closing = asyncio.get_running_loop().call_later(LINGER, self._end, session)
+
+    def _end(self, session: _Session) -> None:
+        """Give the lock back: the root is already written; a diff file, the journal cleared, the state closed."""
+        if session.users or self._session is not session:
+            return
+        self._session = None
+        try:
+            session.syncer.finish_pull()
+        except MirrorError as exc:
+            self._log(f"mirror serve: error: ending pull-through work: {_one_line(exc)}")
+        finally:
+            session.state.close()
+            session.lock.__exit__()
 
     async def _open(self) -> _Session:
         lock = Lock(self.config.state_dir / "lock")
-        deadline = time.monotonic() + LOCK_WAIT
+        deadline = time.monotonic() + self._lock_wait
         while True:
             try:
                 lock.__enter__()

@@ -126,7 +126,7 @@ class Syncer:
         self._missing: set[NormalizedName] = set()  # wanted projects the upstream never had
         self._seen_serial: int | None = None
         self._named: frozenset[NormalizedName] | None = None
-        self._pulling: frozenset[NormalizedName] = frozenset()  # the names of the pull-through batch in flight
+        self._pulling: set[NormalizedName] = set()  # the names pull-through is fetching now
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -766,49 +766,47 @@ class Syncer:
         """Undo what a killed process left half-done; call once after taking the lock, before :meth:`pull`."""
         self._clean_journal()
 
-    async def pull(self, names: Iterable[NormalizedName]) -> dict[NormalizedName, PullResult]:
-        """Fetch and publish the pages of ``names`` exactly as a sync of them would, files left to first use.
+    async def pull(self, name: NormalizedName) -> PullResult:
+        """Fetch and publish the page of ``name`` exactly as a sync of it would, its files left to first use.
 
-        A name the filters refuse is never fetched. The others join the wanted set, so ``mirror
-        sync`` keeps them fresh (unless the upstream has no such project).
+        A name the filters refuse is never fetched. Otherwise it joins the wanted set, so ``mirror
+        sync`` keeps it fresh (unless the upstream has no such project). Pulls of different names
+        may run concurrently, like a sync's workers; the root is left to :meth:`write_root_if_changed`.
         """
-        outcome: dict[NormalizedName, PullResult] = {}
-        allowed = []
-        for name in sorted(set(names)):
-            decision = self.filters.with_pulled([name]).project_decision(name)
-            if decision is None:
-                allowed.append(name)
-            else:
-                outcome[name] = PullResult(name, "refused", f"{name}: {decision.reason} ({decision.plugin})")
-        known = self.state.pulled()
-        for name in allowed:
-            if name not in known:
-                self.state.add_pulled(name, 0.0)  # wanted from now on; dropped again if it never publishes
-        self.state.commit()
-        self.filters = self.filters.with_pulled(allowed)
+        decision = self.filters.with_pulled([name]).project_decision(name)
+        if decision is not None:
+            return PullResult(name, "refused", f"{name}: {decision.reason} ({decision.plugin})")
+        if name not in self.filters.pulled:
+            self.state.add_pulled(name, 0.0)  # wanted from now on; dropped again if it never publishes
+            self.state.commit()
+            self.filters = self.filters.with_pulled([name])
         started = time.time()
-        self.report, self._pulling, self.direct = RunReport(started=started), frozenset(allowed), True
-        self.state.store_work(IndexChange(Action.SYNC, name) for name in allowed)
+        self.direct = True
+        self.report.failed.pop(name, None)
+        self.report.deferred.pop(name, None)
+        self._missing.discard(name)
+        self._pulling.add(name)
         try:
-            await self.sync_queued()
+            await self._sync_one(IndexChange(Action.SYNC, name))
         finally:
-            self._pulling = frozenset()
+            self._pulling.discard(name)
             self._connect_streak = 0
-        for name in allowed:
-            why = self.report.failed.get(name) or self.report.deferred.get(name)
-            if why is None:
-                self.state.add_pulled(name, started)
-            elif self.storage.size(layout.page_paths(name)[2]) is None:
-                self.state.drop_pulled(name)
-            if why is None:
-                outcome[name] = PullResult(name, "ok")
-            else:
-                outcome[name] = PullResult(name, "missing" if name in self._missing else "failed", why)
-        if self._changed:
-            self._write_root()  # the root lists them before anyone is told they are there
-            self._changed = False
+        why = self.report.failed.get(name) or self.report.deferred.get(name)
+        if why is None:
+            self.state.add_pulled(name, started)
+            self.state.commit()
+            return PullResult(name, "ok")
+        if self.storage.size(layout.page_paths(name)[2]) is None:
+            self.state.drop_pulled(name)
         self.state.commit()
-        return outcome
+        return PullResult(name, "missing" if name in self._missing else "failed", why)
+
+    def write_root_if_changed(self) -> None:
+        """The root index, if a pull published a project since it was last written."""
+        if self._changed:
+            self._changed = False
+            self._write_root()
+            self.state.commit()
 
     async def fetch_lazy(self, path: str) -> bool:
         """Fetch, verify (sha256 and size) and publish one file a pulled-through page links; False if none does.
@@ -832,9 +830,7 @@ class Syncer:
 
     def finish_pull(self) -> None:
         """End a stretch of pull-through work, before the lock goes: the root if needed, a diff file, the journal."""
-        if self._changed:
-            self._write_root()
-            self._changed = False
+        self.write_root_if_changed()
         diffs.write_run_diff(self.config, self.state)
         self.state.commit()
         self._journal.clear()

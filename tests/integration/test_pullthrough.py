@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ from urllib.request import Request, urlopen
 import pytest
 
 from mirror._config import load
+from mirror._state import Lock
 from mirror.errors import EXIT_OK
-from mirror.serve.pullthrough import PullThrough
+from mirror.serve.pullthrough import LOCK_WAIT, PullThrough
 from tests.conftest import Mirror, check_tree, clean_env
 from tests.fakepypi import FakePyPI
 from tests.installers import installed, uv_install
@@ -46,6 +48,19 @@ class Team:
     def upstream_asks(self, path: str) -> int:
         return sum(1 for r in self.upstream.requests if urlsplit(r.path).path == path)
 
+    def settle(self) -> None:
+        """Wait until the server gave the lock back (it keeps it LINGER seconds after its last pull)."""
+        pull = self.serve.server.pull
+        assert pull is not None
+        deadline = time.monotonic() + 10
+        while not pull.idle:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+    def run(self, *args: str) -> int:
+        self.settle()
+        return self.mirror.run(*args)
+
     def pulled(self) -> set[str]:
         return set(_query(self.mirror, "SELECT name FROM pulled"))
 
@@ -62,7 +77,9 @@ def _query(mirror: Mirror, sql: str) -> list[str]:
 
 
 @contextmanager
-def team_index(upstream: FakePyPI, mirror: Mirror, tmp_path: Path, max_age: int = 600) -> Iterator[Team]:
+def team_index(
+    upstream: FakePyPI, mirror: Mirror, tmp_path: Path, max_age: int = 600, lock_wait: float = LOCK_WAIT
+) -> Iterator[Team]:
     upstream.add_release("seed", "1.0")
     upstream.add_release("dep", "1.0")
     upstream.add_release("dep", "2.0")
@@ -77,7 +94,7 @@ def team_index(upstream: FakePyPI, mirror: Mirror, tmp_path: Path, max_age: int 
         )
     assert mirror.run("--quiet", "sync") == EXIT_OK
     log: list[str] = []
-    pull = PullThrough(load(mirror.config), log=log.append)
+    pull = PullThrough(load(mirror.config), log=log.append, lock_wait=lock_wait)
     with Serve(mirror.web, pull=pull) as serve:
         backend = urlsplit(serve.url).netloc
         with Nginx(mirror.web, tmp_path / "nginx-dir", backend) as nginx:
@@ -104,7 +121,10 @@ def pip_install(index: str, requirement: str, tmp_path: Path) -> set[str]:
     return installed(target)
 
 
-def get(url: str, accept: str = "application/vnd.pypi.simple.v1+json") -> tuple[int, bytes]:
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def get(url: str, accept: str = JSON) -> tuple[int, bytes]:
     try:
         with urlopen(Request(url, headers={"Accept": accept}), timeout=30) as response:
             return int(response.status), bytes(response.read())
@@ -144,7 +164,7 @@ def test_pip_then_uv_install_a_project_never_mirrored(team: Team, tmp_path: Path
     assert {"demo", "dep", "seed"} <= {p["name"] for p in root["projects"]}
     every = {"dep-1.0-py3-none-any.whl", "dep-1.0.tar.gz", "dep-2.0-py3-none-any.whl", "dep-2.0.tar.gz"}
     assert filenames(page(team, "dep")) == every
-    assert team.mirror.run("verify") == EXIT_OK
+    assert team.run("verify") == EXIT_OK
     # uv, through the same index, now mostly from the tree.
     team.upstream.clear_requests()
     assert uv_install(team.index, "demo", tmp_path / "uv") == {"demo-1.0.dist-info", "dep-2.0.dist-info"}
@@ -154,14 +174,14 @@ def test_pip_then_uv_install_a_project_never_mirrored(team: Team, tmp_path: Path
 def test_sync_keeps_a_pulled_project_fresh(team: Team, tmp_path: Path) -> None:
     assert pip_install(team.index, "demo", tmp_path / "one") == {"demo-1.0.dist-info", "dep-2.0.dist-info"}
     team.upstream.add_release("demo", "2.0", requires_dist=["dep>=2"])
-    assert team.mirror.run("--quiet", "sync") == EXIT_OK
+    assert team.run("--quiet", "sync") == EXIT_OK
     # The page the tree holds (nginx serves it) now offers 2.0; its files stay lazy until asked for.
     assert "demo-2.0-py3-none-any.whl" in filenames(page(team, "demo"))
     assert not list(team.mirror.web.glob("packages/**/demo-2.0*"))
-    assert team.mirror.run("verify") == EXIT_OK
+    assert team.run("verify") == EXIT_OK
     assert pip_install(team.index, "demo", tmp_path / "two") == {"demo-2.0.dist-info", "dep-2.0.dist-info"}
     assert list(team.mirror.web.glob("packages/**/demo-2.0-py3-none-any.whl"))
-    assert team.mirror.run("verify", "--hashes") == EXIT_OK
+    assert team.run("verify", "--hashes") == EXIT_OK
     check_tree_with_lazy(team)
 
 
@@ -195,11 +215,9 @@ def test_concurrent_requests_make_one_upstream_fetch(team: Team) -> None:
     race(team.serve.url + "simple/demo/")
     assert answers == [200] * 16
     assert team.upstream_asks("/simple/demo/") == 1
-    wheel_url = next(
-        f["url"]
-        for f in page(team, "demo")["files"]
-        if f["filename"].endswith(".whl")  # type: ignore[attr-defined]
-    )
+    files = page(team, "demo")["files"]
+    assert isinstance(files, list)
+    wheel_url = next(str(f["url"]) for f in files if f["filename"].endswith(".whl"))
     absolute = urljoin(team.serve.url + "simple/demo/", wheel_url.split("#")[0])
     upstream_path = urlsplit(team.upstream.file_url("demo-1.0-py3-none-any.whl")).path
     answers.clear()
@@ -219,7 +237,7 @@ def test_filters_refuse_and_unknown_names_are_404(team: Team) -> None:
     assert get(team.serve.url + "simple/..%2f..%2fetc/")[0] == 404
     assert get(team.nginx.url + "packages/aa/bb/nothing-1.0.tar.gz")[0] == 404
     assert team.pulled() == set()
-    assert team.mirror.run("verify") == EXIT_OK
+    assert team.run("verify") == EXIT_OK
 
 
 def test_stale_page_is_refreshed_or_served_when_upstream_is_down(
@@ -250,7 +268,7 @@ def test_airgap_export_carries_pulled_projects(team: Team, tmp_path: Path) -> No
     assert team.lazy()
     bundles = tmp_path / "usb"
     # The offline side cannot fetch on first use: the export fills the lazy files in first.
-    assert team.mirror.run("export", str(bundles)) == EXIT_OK
+    assert team.run("export", str(bundles)) == EXIT_OK
     assert team.lazy() == set()
     assert list(team.mirror.web.glob("packages/**/dep-1.0.tar.gz"))
     offline = tmp_path / "offline"
@@ -268,3 +286,23 @@ def test_airgap_export_carries_pulled_projects(team: Team, tmp_path: Path) -> No
     web = offline / "m" / "web"
     assert (web / "simple" / "demo" / "index.v1_json").is_file()
     check_tree(web)
+
+
+def test_while_a_sync_holds_the_lock(upstream: FakePyPI, mirror: Mirror, tmp_path: Path) -> None:
+    """A missing page waits for the lock, then 503 with Retry-After; a stale page is served as it is."""
+    (tmp_path / "nginx-dir").mkdir()
+    with team_index(upstream, mirror, tmp_path, max_age=0, lock_wait=0.3) as team:
+        direct = team.serve.url + "simple/"
+        assert get(direct + "demo/")[0] == 200
+        team.settle()
+        upstream.clear_requests()
+        with Lock(mirror.root / "m" / "state" / "lock"):
+            request = Request(direct + "dep/", headers={"Accept": JSON})
+            with pytest.raises(OSError) as caught:
+                urlopen(request, timeout=30)
+            assert getattr(caught.value, "code", None) == 503
+            assert caught.value.headers["Retry-After"] == "30"  # type: ignore[attr-defined]
+            status, body = get(direct + "demo/")
+            assert status == 200 and "demo-1.0.tar.gz" in filenames(json.loads(body))
+        assert team.upstream_asks("/simple/dep/") == 0
+        assert get(direct + "dep/")[0] == 200  # the lock is back: pulled now
