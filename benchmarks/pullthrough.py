@@ -45,7 +45,23 @@ from tests.servers import Nginx, free_port  # noqa: E402
 WORK = REPO / "benchmarks" / "work"
 PROXPI_VENV = WORK / "proxpivenv"
 CLIENTS = 32
+PIDS: dict[str, int] = {}
+"""The server process of each proxy (its CPU time is read from /proc)."""
 JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its descendants (gunicorn's workers), from /proc."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -89,12 +105,25 @@ def wheel_links(pages: list[bytes], page_urls: list[str]) -> list[str]:
     return links
 
 
-def cold(index: str, names: list[str]) -> dict[str, list[float]]:
-    """First requests for the pages of ``names``, then for a wheel of each, through ``index`` (ends with /)."""
+def cold(index: str, names: list[str], pid: int) -> dict[str, list[float]]:
+    """First requests for the pages of ``names``, then for a wheel of each, through ``index`` (ends with /).
+
+    Also the server's CPU milliseconds per request ("cpu page", "cpu file"): on a loaded machine a
+    single-threaded server gets less of a core than one with 32 threads, whatever each needs.
+    """
     page_urls = [f"{index}{name}/" for name in names]
+    before = cpu_seconds(pid)
     cold_pages, bodies = asyncio.run(fetch_all(page_urls, JSON))
+    middle = cpu_seconds(pid)
     cold_files, _ = asyncio.run(fetch_all(wheel_links(bodies, page_urls), None))
-    return {"cold page": cold_pages, "cold file": cold_files}
+    after = cpu_seconds(pid)
+    per = 1000 / len(names)
+    return {
+        "cold page": cold_pages,
+        "cold file": cold_files,
+        "cpu page": [(middle - before) * per],
+        "cpu file": [(after - middle) * per],
+    }
 
 
 def warm(index: str, names: list[str], repeat: int) -> dict[str, list[float]]:
@@ -171,6 +200,7 @@ def proxpi(simple: str, cache: Path) -> Iterator[str]:
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port, process)
+        PIDS["proxpi"] = process.pid
         yield f"http://127.0.0.1:{port}/index/"
     finally:
         process.terminate()
@@ -183,7 +213,7 @@ def mirror(simple: str, root: Path) -> Iterator[tuple[str, Path]]:
     root.mkdir(parents=True)
     config = root / "mirror.toml"
     config.write_text(
-        f'[mirror]\ndirectory = "m"\nupstream = "{simple}"\nworkers = 8\n'
+        f'[mirror]\ndirectory = "m"\nupstream = "{simple}"\nworkers = 32\n'
         '[filters]\nenabled = ["allowlist"]\n[filters.allowlist]\nprojects = ["proj-00000"]\n'
         "[serve]\npull-through = true\n"
     )
@@ -200,6 +230,7 @@ def mirror(simple: str, root: Path) -> Iterator[tuple[str, Path]]:
     )
     try:
         wait_port(port, process)
+        PIDS["mirror"] = process.pid
         nginx_dir = root / "nginx"
         nginx_dir.mkdir()
         with Nginx(root / "m" / "web", nginx_dir, f"127.0.0.1:{port}") as nginx:
@@ -240,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         with mirror(simple, base / "mirror") as (mirror_index, web), proxpi(simple, base / "proxpi") as proxpi_index:
             indexes = {"mirror": mirror_index, "proxpi": proxpi_index}
             for tool, batch in rounds:
-                results[tool].append(cold(indexes[tool], batch))
+                results[tool].append(cold(indexes[tool], batch, PIDS[tool]))
             # Static nginx alone over the very tree the mirror filled: what "warm" can at best be.
             with Nginx(web, base / "static") as static:
                 indexes["nginx static"] = static.url + "simple/"
@@ -263,6 +294,14 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{cell['p50']:8.2f} / {cell['p95']:8.2f} ms" if cell else f"{'-':>22}")
         print(f"{tool:14}" + "".join(f"{c:>22}" for c in cells))
     print(f"(p50 / p95) load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    for tool in ("mirror", "proxpi"):
+        cpu = table[tool]
+        print(
+            f"{tool}: server CPU per cold page {cpu['cpu page']['p50']:.1f} ms, "
+            f"per cold file {cpu['cpu file']['p50']:.1f} ms"
+        )
+    ratios = {k: table["mirror"][k]["p50"] / table["proxpi"][k]["p50"] for k in ("cold page", "cold file")}
+    print("mirror/proxpi p50: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
     if args.json:
         args.json.write_text(json.dumps({"table": table, "load": load, "clients": CLIENTS, "projects": n}, indent=2))
     return 0

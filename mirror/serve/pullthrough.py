@@ -97,6 +97,7 @@ class PullThrough:
         self._root_next: asyncio.Future[None] | None = None
         self._root_writer: asyncio.Task[None] | None = None
         self._session: _Session | None = None
+        self._closing: asyncio.Task[None] | None = None
         self._pages: dict[NormalizedName, asyncio.Task[PullResult]] = {}
         self._files: dict[str, asyncio.Task[bool]] = {}
         self._down_until = 0.0
@@ -113,6 +114,8 @@ class PullThrough:
             if session.closing is not None:
                 session.closing.cancel()
             self._end(session)
+        if self._closing is not None:
+            await self._closing
         if self._upstream is not None:
             await self._upstream.__aexit__(None, None, None)  # type: ignore[arg-type]
         if self._reader is not None:
@@ -121,7 +124,7 @@ class PullThrough:
     @property
     def idle(self) -> bool:
         """No pull-through work in flight and the lock given back (``mirror sync`` can take it)."""
-        return self._session is None
+        return self._session is None and (self._closing is None or self._closing.done())
 
     # -- what the static server asks --------------------------------------------------------------
 
@@ -280,11 +283,18 @@ class PullThrough:
             session.syncer.finish_pull()
         except MirrorError as exc:
             self._log(f"mirror serve: error: ending pull-through work: {_one_line(exc)}")
+        # Closing checkpoints the state's write-ahead log: tens of milliseconds the event loop need not wait.
+        self._closing = asyncio.ensure_future(self._close_session(session))
+
+    async def _close_session(self, session: _Session) -> None:
+        try:
+            await asyncio.to_thread(session.state.close)
         finally:
-            session.state.close()
             session.lock.__exit__()
 
     async def _open(self) -> _Session:
+        if self._closing is not None:
+            await asyncio.shield(self._closing)  # the previous session is giving the lock back
         lock = Lock(self.config.state_dir / "lock")
         deadline = time.monotonic() + self._lock_wait
         while True:

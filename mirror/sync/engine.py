@@ -516,11 +516,15 @@ class Syncer:
         lazy = self._lazy_part(name, plan)
         if lazy:
             plan = _without(plan, lazy)
-        if not plan.fetches and not plan.deletes and self._published_as(self._pages(name, plan, lazy)):
-            # Same files, hashes, yanks, status and metadata as served: no rename, no diff line.
-            if not self.options.dry_run:
-                self._remember(name, page.last_serial, response, digest)
-            return "unchanged"
+        pages = None
+        if not plan.fetches and not plan.deletes:
+            # Nothing to fetch or delete: these are the pages to publish, unless they are served already.
+            pages = self._pages(name, plan, lazy)
+            if self._published_as(pages):
+                # Same files, hashes, yanks, status and metadata as served: no rename, no diff line.
+                if not self.options.dry_run:
+                    self._remember(name, page.last_serial, response, digest)
+                return "unchanged"
         self._guard_deletions(page, plan, held)
         if self.options.dry_run:
             self._report_dry_plan(name, plan)
@@ -536,7 +540,7 @@ class Syncer:
                 # Recorded (and committed) before a page links them: a request for one finds where to fetch it.
                 self.state.add_lazy(name, ((d.path, d.url, d.size, d.hashes["sha256"]) for d in lazy.values()))
                 self.state.commit()
-            await self._publish(name, plan, response, lazy)
+            await self.storage.write_pages(pages if pages is not None else self._pages(name, plan, lazy))
         finally:
             self._release(name, plan)
             self._journal.done(name)
@@ -709,11 +713,6 @@ class Syncer:
         self.state.add_file(name, LocalFile(download.path, size, digest.hexdigest()))
         self.state.record_change(download.path, False)  # its first record may have died with the crash
         return True
-
-    async def _publish(
-        self, name: NormalizedName, plan: ProjectPlan, response: Page, lazy: Mapping[str, Download]
-    ) -> None:
-        await self.storage.write_pages(self._pages(name, plan, lazy))
 
     def _pages(
         self, name: NormalizedName, plan: ProjectPlan, lazy: Mapping[str, Download] | None = None
