@@ -305,21 +305,26 @@ class PullThrough:
                 if time.monotonic() >= deadline:
                     raise Busy() from None
                 await asyncio.sleep(0.1)
-        try:
-            state = State(self.config.state_dir / STATE_DB)
-        except BaseException:
-            lock.__exit__()
-            raise
         assert self._filters is not None and self._upstream is not None
-        storage = FileStorage(self.config.web, fsync=self.config.fsync, on_change=state.record_change)
-        syncer = Syncer(self.config, state, storage, self._upstream, self._filters, _Silent())
+        filters, upstream = self._filters, self._upstream
+
+        def begin() -> _Session:
+            state = State(self.config.state_dir / STATE_DB)
+            try:
+                storage = FileStorage(self.config.web, fsync=self.config.fsync, on_change=state.record_change)
+                syncer = Syncer(self.config, state, storage, upstream, filters, _Silent())
+                syncer.recover()
+            except BaseException:
+                state.close()
+                raise
+            return _Session(lock, state, syncer)
+
         try:
-            syncer.recover()
+            # Opening the state and cleaning up after a killed run touch the disk: not on the event loop.
+            return await asyncio.to_thread(begin)
         except BaseException:
-            state.close()
             lock.__exit__()
             raise
-        return _Session(lock, state, syncer)
 
     def _read(self, query: str, key: str) -> object | None:
         """One value from state, read-only (the lock is not needed to read a committed row)."""
