@@ -775,11 +775,11 @@ class Syncer:
         decision = self.filters.with_pulled([name]).project_decision(name)
         if decision is not None:
             return PullResult(name, "refused", f"{name}: {decision.reason} ({decision.plugin})")
-        if name not in self.filters.pulled:
-            self.state.add_pulled(name, 0.0)  # wanted from now on; dropped again if it never publishes
-            self.state.commit()
-            self.filters = self.filters.with_pulled([name])
         started = time.time()
+        if name not in self.filters.pulled:
+            # Wanted from now on (committed with its lazy files, before its page); dropped if it never publishes.
+            self.state.add_pulled(name, started)
+            self.filters = self.filters.with_pulled([name])
         self.direct = True
         self.report.failed.pop(name, None)
         self.report.deferred.pop(name, None)
@@ -792,12 +792,11 @@ class Syncer:
             self._connect_streak = 0
         why = self.report.failed.get(name) or self.report.deferred.get(name)
         if why is None:
+            # Committed with the next batch: until then a crash only makes the next sync look at it again.
             self.state.add_pulled(name, started)
-            self.state.commit()
             return PullResult(name, "ok")
         if self.storage.size(layout.page_paths(name)[2]) is None:
             self.state.drop_pulled(name)
-        self.state.commit()
         return PullResult(name, "missing" if name in self._missing else "failed", why)
 
     def write_root_if_changed(self) -> None:
