@@ -143,13 +143,13 @@ class PullThrough:
     # -- pages ------------------------------------------------------------------------------------
 
     async def _page(self, segment: str, query: str) -> web.StreamResponse | None:
-        present = (self.web / layout.SIMPLE / segment / layout.PAGE_FILES[2]).is_file()
-        if present and not self._stale(segment):
-            return None
         try:
             name = layout.project_name(segment)
         except UnsafeName:
-            return None  # nothing pull-through may fetch: the tree answers (404)
+            return None  # nothing pull-through may fetch (".." included): the tree answers (404)
+        present = (self.web / layout.SIMPLE / segment / layout.PAGE_FILES[2]).is_file()
+        if present and not self._stale(segment):
+            return None
         if name != segment:
             if present:
                 return None
@@ -230,6 +230,8 @@ class PullThrough:
     # -- files ------------------------------------------------------------------------------------
 
     async def _file(self, rel: str) -> web.StreamResponse | None:
+        if any(part in {"", ".", ".."} or "\\" in part or "\0" in part for part in rel.split("/")):
+            return None  # never a path state records: the tree answers (404)
         if (self.web / rel).is_file():
             return None
         if self._read("SELECT 1 FROM lazy WHERE path = ?", rel) is None:
