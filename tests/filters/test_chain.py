@@ -86,7 +86,7 @@ def test_pulled_projects_pass_a_project_set_but_not_the_other_filters() -> None:
     assert pulled.keep_project(N("demo")) and pulled.keep_project(N("seed"))
     decision = pulled.project_decision(N("evil"))
     assert decision is not None and decision.plugin == "blocklist"
-    assert pulled.wanted_projects() == {N("seed"), N("demo")}
+    assert pulled.wanted_projects() == frozenset({N("seed"), N("demo")})
     # Lazy: pulled and not named by the allowlist; naming it there makes it a mirrored project.
     assert pulled.lazy(N("demo")) and not pulled.lazy(N("seed")) and not chain.lazy(N("demo"))
     assert not chain.with_pulled([N("seed")]).lazy(N("seed"))
