@@ -2,8 +2,10 @@
 
 - ``/simple/<name>/`` of a project the tree does not hold, that the filters allow: its page is
   fetched, filtered, planned and published by :meth:`Syncer.pull` (the very code of ``mirror
-  sync``, with its guards and the name reservations of private projects), then the root; the
-  project joins the wanted set (``pulled`` in state), so ``mirror sync`` keeps it fresh.
+  sync``, with its guards and the name reservations of private projects) and answered; the root
+  follows within :data:`ROOT_DELAY`, once for all the pulls of a burst (it lists only published
+  pages, so the order of publication holds). The project joins the wanted set (``pulled`` in
+  state), so ``mirror sync`` keeps it fresh.
 - Its files are not fetched with the page: the page links them and state records them as lazy
   (``lazy`` in state); the first request for one fetches, verifies (sha256 and size), publishes
   and serves it (:meth:`Syncer.fetch_lazy`).
@@ -49,6 +51,8 @@ RETRY_AFTER = 30
 """What a 503 tells the client to wait (pip and uv retry a 503 by themselves)."""
 _DOWN_BACKOFF = 30.0
 """After the upstream failed, stale pages are served without asking it again for this long."""
+ROOT_DELAY = 0.05
+"""Seconds a root write waits for more pulls to finish: a burst of cold pages shares one write."""
 LINGER = 0.25
 """Seconds the lock and state stay open after the last pull-through work: pip asks for a project's
 dependencies one after another, and each would otherwise open the state and take the lock again.
@@ -94,7 +98,6 @@ class PullThrough:
         self._upstream: Upstream | None = None
         self._opening = asyncio.Lock()
         self._slots = asyncio.Semaphore(config.workers)
-        self._root_next: asyncio.Future[None] | None = None
         self._root_writer: asyncio.Task[None] | None = None
         self._session: _Session | None = None
         self._closing: asyncio.Task[None] | None = None
@@ -109,6 +112,10 @@ class PullThrough:
         self._upstream = await Upstream(self.config).__aenter__()
 
     async def close(self) -> None:
+        if self._root_writer is not None:
+            await self._root_writer
+        for task in [*self._pages.values(), *self._files.values()]:
+            task.cancel()
         session = self._session
         if session is not None and session.users == 0:
             if session.closing is not None:
@@ -198,34 +205,29 @@ class PullThrough:
                 async with self._slots:
                     result = await syncer.pull(name)
                 if result.ok:
-                    await self._root()  # the root lists it before anyone is told it is there
+                    self._root_soon()
                 return result
         except Busy:
             raise
         except Exception as exc:  # the upstream went away mid-pull (NotAnIndex, UpstreamUnreachable), a full disk
             return PullResult(name, "failed", _one_line(exc))
 
-    async def _root(self) -> None:
-        """Write the root once for all the pulls that finish meanwhile (it lists every published project)."""
-        waiting = self._root_next
-        if waiting is None:
-            waiting = self._root_next = asyncio.get_running_loop().create_future()
-            if self._root_writer is None or self._root_writer.done():
-                self._root_writer = asyncio.ensure_future(self._write_roots())
-        await asyncio.shield(waiting)
+    def _root_soon(self) -> None:
+        """Have the root list what was just published, in one write for the pulls that finish meanwhile.
 
-    async def _write_roots(self) -> None:
-        while self._root_next is not None:
-            await asyncio.sleep(0)  # pulls finishing in this turn of the loop share the write
-            done, self._root_next = self._root_next, None
-            try:
-                # Its waiters hold the session open until it is written.
-                assert self._session is not None
-                self._session.syncer.write_root_if_changed()
-            except Exception as exc:
-                done.set_exception(exc)
-            else:
-                done.set_result(None)
+        The answer does not wait for it: the page is published, the root (which may only ever list
+        published pages) follows within :data:`ROOT_DELAY`; pip and uv never read the root.
+        """
+        if self._root_writer is None or self._root_writer.done():
+            self._root_writer = asyncio.ensure_future(self._write_root())
+
+    async def _write_root(self) -> None:
+        try:
+            async with self._session_for() as syncer:  # the lock stays taken until the root is written
+                await asyncio.sleep(ROOT_DELAY)
+                syncer.write_root_if_changed()
+        except (Busy, MirrorError, OSError) as exc:  # the session's end writes it, or the next sync
+            self._log(f"mirror serve: error: writing the root index: {_one_line(exc)}")
 
     # -- files ------------------------------------------------------------------------------------
 

@@ -159,7 +159,9 @@ def test_pip_then_uv_install_a_project_never_mirrored(team: Team, tmp_path: Path
     assert list(web.glob("packages/**/dep-2.0-py3-none-any.whl"))
     assert not list(web.glob("packages/**/dep-1.0*"))
     assert any(path.endswith("dep-1.0-py3-none-any.whl") for path in team.lazy())
-    # The root lists them, the pages link every file; verify expects the lazy ones missing.
+    # The root lists them (written just after the pages); the pages link every file; verify
+    # expects the lazy ones missing.
+    team.settle()
     root = json.loads((web / "simple" / "index.v1_json").read_bytes())
     assert {"demo", "dep", "seed"} <= {p["name"] for p in root["projects"]}
     every = {"dep-1.0-py3-none-any.whl", "dep-1.0.tar.gz", "dep-2.0-py3-none-any.whl", "dep-2.0.tar.gz"}
