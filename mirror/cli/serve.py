@@ -17,6 +17,9 @@ def serve(config: Config, host: str, port: int) -> int:
         from mirror.serve.pullthrough import PullThrough
 
         config.require_upstream()
+        if config.storage.backend != "filesystem":
+            # It answers from, and publishes into, the local web/ tree that nginx serves.
+            raise ConfigError(f'{config.source}: [serve] pull-through needs [storage] backend = "filesystem"')
         pull = PullThrough(config)
     try:
         serve_tree(config.web, host, port, pull)

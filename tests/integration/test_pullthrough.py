@@ -23,7 +23,7 @@ import pytest
 
 from mirror._config import load
 from mirror._state import Lock
-from mirror.errors import EXIT_OK
+from mirror.errors import EXIT_CONFIG, EXIT_OK
 from mirror.serve.pullthrough import LOCK_WAIT, PullThrough
 from tests.conftest import Mirror, check_tree, clean_env
 from tests.fakepypi import FakePyPI
@@ -308,3 +308,16 @@ def test_while_a_sync_holds_the_lock(upstream: FakePyPI, mirror: Mirror, tmp_pat
             assert status == 200 and "demo-1.0.tar.gz" in filenames(json.loads(body))
         assert team.upstream_asks("/simple/dep/") == 0
         assert get(direct + "dep/")[0] == 200  # the lock is back: pulled now
+
+
+def test_pull_through_needs_the_local_tree(
+    upstream: FakePyPI, mirror: Mirror, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It answers from and publishes into the web/ tree nginx serves: an object-store backend is refused."""
+    upstream.add_release("seed", "1.0")
+    mirror.write_config(upstream.simple_url)
+    assert mirror.run("--quiet", "sync") == EXIT_OK
+    with open(mirror.config, "a") as config:
+        config.write('[storage]\nbackend = "s3"\nbucket = "pypi"\n[serve]\npull-through = true\n')
+    assert mirror.run("serve", "--port", "0") == EXIT_CONFIG
+    assert 'pull-through needs [storage] backend = "filesystem"' in capsys.readouterr().err
