@@ -70,6 +70,17 @@ CREATE TABLE IF NOT EXISTS private_files (
     metadata_path TEXT         -- the .metadata beside it, when there is one
 );
 CREATE INDEX IF NOT EXISTS private_files_project ON private_files (project);
+-- Pull-through (mirror serve): the projects it brought in (part of the wanted set from then on),
+-- when their page was last fetched, and the files their pages link that are fetched on first use.
+CREATE TABLE IF NOT EXISTS pulled (name TEXT PRIMARY KEY, checked REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS lazy (
+    path TEXT PRIMARY KEY,     -- relative to web/; linked by a published page, not on disk yet
+    project TEXT NOT NULL,
+    url TEXT NOT NULL,         -- where the upstream serves it
+    size INTEGER,              -- NULL for a .metadata or provenance file (the page gives only its hash)
+    sha256 TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lazy_project ON lazy (project);
 """
 # A crash loses at most one batch of bookkeeping (the next run re-derives it from the tree), and
 # the 2 s bound keeps a batch small when files are big; larger batches rewrite fewer B-tree pages.
@@ -282,6 +293,8 @@ class State:
 
     def forget_project(self, name: str) -> None:
         self._db.execute("DELETE FROM files WHERE project = ?", (name,))
+        self._db.execute("DELETE FROM lazy WHERE project = ?", (name,))
+        self._db.execute("DELETE FROM pulled WHERE name = ?", (name,))
         self._db.execute("DELETE FROM projects WHERE name = ?", (name,))
         self._wrote()
 
@@ -415,6 +428,53 @@ class State:
             "WHERE w.action = 'delete' AND w.name NOT IN (SELECT name FROM upstream)"
         ).fetchone()
         return int(row[0]), int(row[1]), int(row[2])
+
+    # -- pull-through: projects brought in on request, files fetched on first use ------------------
+
+    def pulled(self) -> frozenset[NormalizedName]:
+        return frozenset(NormalizedName(n) for (n,) in self._db.execute("SELECT name FROM pulled"))
+
+    def pulled_checked(self) -> dict[NormalizedName, float]:
+        """Every pulled-through project and when its page was last fetched (seconds since the epoch)."""
+        return {NormalizedName(n): float(t) for n, t in self._db.execute("SELECT name, checked FROM pulled")}
+
+    def add_pulled(self, name: str, checked: float) -> None:
+        self._db.execute("INSERT OR REPLACE INTO pulled (name, checked) VALUES (?, ?)", (name, checked))
+        self._wrote()
+
+    def drop_pulled(self, name: str) -> None:
+        self._db.execute("DELETE FROM pulled WHERE name = ?", (name,))
+        self._wrote()
+
+    def add_lazy(self, project: str, rows: Iterable[tuple[str, str, int | None, str]]) -> None:
+        """Record (path, url, size, sha256) of files ``project``'s page will link without holding them."""
+        batch = [(path, project, url, size, sha256) for path, url, size, sha256 in rows]
+        self._db.executemany(
+            "INSERT OR REPLACE INTO lazy (path, project, url, size, sha256) VALUES (?, ?, ?, ?, ?)", batch
+        )
+        self._wrote(len(batch))
+
+    def keep_lazy(self, project: str, paths: Iterable[str]) -> None:
+        """Forget ``project``'s lazy files that are not in ``paths`` (its new page no longer links them)."""
+        keep = set(paths)
+        gone = [(p,) for p in self.lazy_paths(project) if p not in keep]
+        self._db.executemany("DELETE FROM lazy WHERE path = ?", gone)
+        self._wrote(len(gone))
+
+    def lazy_paths(self, project: str) -> set[str]:
+        return {p for (p,) in self._db.execute("SELECT path FROM lazy WHERE project = ?", (project,))}
+
+    def lazy_all(self) -> list[str]:
+        return [p for (p,) in self._db.execute("SELECT path FROM lazy ORDER BY path")]
+
+    def lazy_file(self, path: str) -> tuple[str, str, int | None, str] | None:
+        """(project, url, size, sha256) of a file a page links that is fetched on first use, or None."""
+        row = self._db.execute("SELECT project, url, size, sha256 FROM lazy WHERE path = ?", (path,)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), row[2], str(row[3]))
+
+    def forget_lazy(self, path: str) -> None:
+        self._db.execute("DELETE FROM lazy WHERE path = ?", (path,))
+        self._wrote()
 
     # -- the airgap change log, exports and imports -----------------------------------------------
 

@@ -51,12 +51,16 @@ def _wait_for(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 class Nginx:
-    """nginx in the foreground with ``examples/nginx/mirror.conf``, its root and port substituted."""
+    """nginx in the foreground with ``examples/nginx/mirror.conf``, its root and port substituted.
 
-    def __init__(self, web: Path, workdir: Path, *, mirror_port: int | None = None) -> None:
-        """``mirror_port``: where ``mirror serve`` listens for what nginx hands it (uploads)."""
-        self.web, self.dir, self.port = web, workdir, free_port()
-        self.mirror_port = mirror_port
+    ``backend`` (``host:port``) or ``mirror_port`` is the ``mirror serve`` that nginx hands misses and
+    uploads to; without one those are 404.
+    """
+
+    def __init__(self, web: Path, workdir: Path, backend: str | None = None, *, mirror_port: int | None = None) -> None:
+        if backend is None and mirror_port is not None:
+            backend = f"127.0.0.1:{mirror_port}"
+        self.web, self.dir, self.port, self.backend = web, workdir, free_port(), backend
         self.access_log = workdir / "access.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -69,9 +73,9 @@ class Nginx:
         assert "root /srv/pypi/web;" in site and "listen 127.0.0.1:8080;" in site
         site = site.replace("root /srv/pypi/web;", f"root {self.web};")
         site = site.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{self.port};")
-        if self.mirror_port is not None:
-            assert "proxy_pass http://127.0.0.1:8081;" in site
-            site = site.replace("proxy_pass http://127.0.0.1:8081;", f"proxy_pass http://127.0.0.1:{self.mirror_port};")
+        assert "proxy_pass http://127.0.0.1:8081;" in site
+        backend = "return 404;" if self.backend is None else f"proxy_pass http://{self.backend};"
+        site = site.replace("proxy_pass http://127.0.0.1:8081;", backend)
         (self.dir / "site.conf").write_text(site)
         temps = " ".join(f"{kind}_temp_path {self.dir / kind};" for kind in ("client_body", "proxy", "fastcgi"))
         temps += f" uwsgi_temp_path {self.dir / 'uwsgi'}; scgi_temp_path {self.dir / 'scgi'};"

@@ -22,6 +22,7 @@ def export(config: Config, args: argparse.Namespace) -> int:
     split = None if args.split_size is None else parse_size(args.split_size)
     options = ExportOptions(Path(args.outdir), args.since, args.full, split, args.compress)
     with open_state(config.state_dir, State) as state:
+        _fill_lazy(config, state)
         done = export_bundle(config, state, open_storage(config, state), options)
     if done is None:
         print("nothing changed since the last export; no bundle written", file=sys.stderr)
@@ -34,6 +35,38 @@ def export(config: Config, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+def _fill_lazy(config: Config, state: State) -> None:
+    """Fetch the files pulled-through pages link but nobody asked for yet: an offline mirror cannot fetch them.
+
+    Through the verifying download path of a sync; a file that cannot be fetched stops the export
+    (exit 1 or 4) before any bundle is written.
+    """
+    paths = state.lazy_all()
+    if not paths:
+        return
+    import anyio
+
+    from mirror._http import Upstream
+    from mirror._plugins import load_chain
+    from mirror._progress import make_reporter
+    from mirror.sync.engine import Syncer
+
+    config.require_upstream()
+    filters = load_chain(config.filters, str(config.source))
+    print(f"fetching {len(paths)} files of pulled-through projects first (their pages link them)", file=sys.stderr)
+
+    async def fill() -> None:
+        async with Upstream(config) as upstream:
+            reporter = make_reporter(quiet=True, verbose=False)
+            syncer = Syncer(config, state, open_storage(config, state), upstream, filters, reporter)
+            syncer.recover()
+            for path in paths:
+                await syncer.fetch_lazy(path)
+            syncer.finish_pull()
+
+    anyio.run(fill, backend="asyncio")
 
 
 def import_(config: Config, args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""``mirror serve``: serve ``web/``; with ``[serve] users-file``, uploads to ``/legacy/`` (and read-auth)."""
+"""``mirror serve``: serve ``web/``; with ``[serve] users-file``, uploads to ``/legacy/`` (and read-auth);
+with ``[serve] pull-through``, fetch what it lacks on request."""
 
 from __future__ import annotations
 
@@ -19,8 +20,17 @@ def serve(config: Config, host: str | None, port: int | None) -> int:
         raise ConfigError(f"nothing to serve: {config.web / 'simple'} does not exist (run `mirror sync` first)")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, not {port}")
+    pull = None
+    if config.serve.pull_through:
+        from mirror.serve.pullthrough import PullThrough
+
+        config.require_upstream()
+        if config.storage.backend != "filesystem":
+            # It answers from, and publishes into, the local web/ tree that nginx serves.
+            raise ConfigError(f'{config.source}: [serve] pull-through needs [storage] backend = "filesystem"')
+        pull = PullThrough(config)
     try:
-        serve_tree(config.web, host, port, handlers(config))
+        serve_tree(config.web, host, port, handlers(config), pull)
     except KeyboardInterrupt:
         return EXIT_OK
     except OSError as exc:

@@ -166,10 +166,17 @@ class FilterChain:
     """The enabled plugins, in the order of ``[filters] enabled``; the first "drop" wins."""
 
     plugins: Sequence[object] = ()
+    pulled: frozenset[NormalizedName] = frozenset()
+    """Projects pull-through brought in (``mirror serve``): kept although a project set (an
+    allowlist) does not name them, so the mirror keeps them fresh; every other project decision
+    (a blocklist, a name pattern) still refuses them."""
 
     def project_decision(self, name: NormalizedName) -> Decision | None:
+        widened = name in self.pulled
         for plugin in self.plugins:
             if isinstance(plugin, ProjectFilter):
+                if widened and isinstance(plugin, ProjectSet):
+                    continue
                 decision = plugin.filter_project(name)
                 if decision is not None and not decision.keep:
                     return decision
@@ -216,7 +223,20 @@ class FilterChain:
                 found = names if found is None else found & names
         if found is None:
             return None
-        return frozenset(name for name in found if self.keep_project(name))
+        return frozenset(name for name in found | self.pulled if self.keep_project(name))
+
+    def with_pulled(self, names: Collection[NormalizedName]) -> FilterChain:
+        """The same chain keeping ``names`` too, as projects pull-through brought in."""
+        return replace(self, pulled=self.pulled | frozenset(names))
+
+    def lazy(self, name: NormalizedName) -> bool:
+        """A project pull-through brought in that no project set names: its files are fetched on first use.
+
+        Naming it in an allowlist makes it a mirrored project like any other: the next sync fetches its files.
+        """
+        if name not in self.pulled:
+            return False
+        return not any(isinstance(p, ProjectSet) and name in p.projects() for p in self.plugins)
 
     def fingerprint(self) -> str:
         return "\n".join(p.fingerprint() for p in self.plugins if isinstance(p, Fingerprinted))
@@ -234,7 +254,7 @@ class FilterChain:
     def with_closure(self, closure: Mapping[NormalizedName, Want]) -> FilterChain:
         """The same chain with every resolving plugin deciding by ``closure``."""
         return FilterChain(
-            tuple(p.with_closure(closure) if isinstance(p, DependencyRoots) else p for p in self.plugins)
+            tuple(p.with_closure(closure) if isinstance(p, DependencyRoots) else p for p in self.plugins), self.pulled
         )
 
 

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
@@ -38,6 +39,9 @@ from mirror.core.conditional import Validators, not_modified, range_allowed
 from mirror.core.layout import TEMP_SUFFIX
 from mirror.core.negotiate import choose
 from mirror.core.ranges import Unsatisfiable, parse_range
+
+if TYPE_CHECKING:
+    from mirror.serve.pullthrough import PullThrough
 
 PAGE_CACHE = "max-age=60, public"
 FILE_CACHE = "max-age=31536000, public, immutable"
@@ -80,9 +84,11 @@ class MirrorServer:
         idle_timeout: float = IDLE_TIMEOUT,
         backlog: int = BACKLOG,
         handlers: Sequence[Handler] = (),
+        pull: PullThrough | None = None,
     ) -> None:
         self.web = web_root.resolve()
         self._handlers = tuple(handlers)
+        self.pull = pull  # pull-through: asked before anything is served (mirror/serve/pullthrough.py)
         self.log = log
         self._host, self._port, self._backlog = host, port, backlog
         self._idle_timeout = idle_timeout
@@ -100,6 +106,8 @@ class MirrorServer:
             logger=_one_line_logger(),
             max_field_size=16384,
         )
+        if self.pull is not None:
+            await self.pull.start()
         self._runner = web.ServerRunner(handler, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, backlog=self._backlog)
@@ -116,6 +124,8 @@ class MirrorServer:
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.pull is not None:
+            await self.pull.close()
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -144,6 +154,10 @@ class MirrorServer:
         parts = urlsplit(request.raw_path)
         if parts.path == "/":
             return _status(HTTPStatus.FOUND, {"Location": "/simple/"})
+        if self.pull is not None:
+            early = await self.pull.prepare(unquote(parts.path), parts.query)
+            if early is not None:
+                return early
         target = _resolve(self.web, unquote(parts.path))
         if target is None:
             return _status(HTTPStatus.NOT_FOUND)
@@ -329,9 +343,11 @@ async def _serve_forever(server: MirrorServer, started: Callable[[str], None]) -
         await server.close()
 
 
-def serve(web_root: Path, host: str, port: int, handlers: Sequence[Handler] = ()) -> None:
+def serve(
+    web_root: Path, host: str, port: int, handlers: Sequence[Handler] = (), pull: PullThrough | None = None
+) -> None:
     """Serve until interrupted (KeyboardInterrupt propagates to the caller)."""
-    server = MirrorServer(web_root, host, port, handlers=handlers)
+    server = MirrorServer(web_root, host, port, handlers=handlers, pull=pull)
 
     def started(url: str) -> None:
         print(f"serving {server.web} at {url}simple/ (Ctrl-C stops)", file=sys.stderr, flush=True)

@@ -12,10 +12,11 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urljoin
 
 import anyio
@@ -100,7 +101,9 @@ class Syncer:
         options: Options | None = None,
     ) -> None:
         self.config, self.state, self.storage, self.upstream = config, state, storage, upstream
-        self.filters, self.reporter, self.options = filters, reporter, options or Options()
+        # Projects pull-through brought in are wanted like the ones the filters name (ARCHITECTURE.md, "Pull-through").
+        self.filters = filters.with_pulled(state.pulled())
+        self.reporter, self.options = reporter, options or Options()
         self.report = RunReport(started=time.time())
         self._changed = False
         self._connect_streak = 0
@@ -126,6 +129,7 @@ class Syncer:
         self._named: frozenset[NormalizedName] | None = None
         # Private projects (mirror add, uploads): never taken from the upstream, never deleted by a sync.
         self._private: frozenset[NormalizedName] = state.private_names()
+        self._pulling: set[NormalizedName] = set()  # the names pull-through is fetching now
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -334,7 +338,7 @@ class Syncer:
             self.reporter.info(f"{name}: the upstream no longer has it (its page is 404)")
             return
         self._missing.add(name)
-        if name in (self._wanted_names() or ()):
+        if name in (self._wanted_names() or ()) or name in self._pulling:
             self.report.failed[name] = f"{name}: not listed by the upstream index (its page is 404)"
             self.reporter.project_done(name, "failed", self.report.failed[name])
         else:
@@ -522,11 +526,18 @@ class Syncer:
             return "unchanged"
         held = self.state.project_files(name)
         plan = plan_project(self._filter(page), held, require_hashes=self.config.require_hashes)
-        if not plan.fetches and not plan.deletes and self._published_as(self._pages(name, plan)):
-            # Same files, hashes, yanks, status and metadata as served: no rename, no diff line.
-            if not self.options.dry_run:
-                self._remember(name, page.last_serial, response, digest)
-            return "unchanged"
+        lazy = self._lazy_part(name, plan)
+        if lazy:
+            plan = _without(plan, lazy)
+        pages = None
+        if not plan.fetches and not plan.deletes:
+            # Nothing to fetch or delete: these are the pages to publish, unless they are served already.
+            pages = self._pages(name, plan, lazy)
+            if self._published_as(pages):
+                # Same files, hashes, yanks, status and metadata as served: no rename, no diff line.
+                if not self.options.dry_run:
+                    self._remember(name, page.last_serial, response, digest)
+                return "unchanged"
         self._guard_deletions(page, plan, held)
         if self.options.dry_run:
             self._report_dry_plan(name, plan)
@@ -538,10 +549,15 @@ class Syncer:
                 name, (p.rpartition("/")[0] for p in (*(d.path for d in plan.fetches), layout.page_paths(name)[0]))
             )
             await self._fetch_files(name, plan)
-            await self._publish(name, plan, response)
+            if lazy:
+                # Recorded (and committed) before a page links them: a request for one finds where to fetch it.
+                self.state.add_lazy(name, ((d.path, d.url, d.size, d.hashes["sha256"]) for d in lazy.values()))
+                self.state.commit()
+            await self.storage.write_pages(pages if pages is not None else self._pages(name, plan, lazy))
         finally:
             self._release(name, plan)
             self._journal.done(name)
+        self.state.keep_lazy(name, lazy)
         for path in plan.deletes:
             self.storage.delete(path)
             self.report.files_deleted += 1
@@ -711,12 +727,16 @@ class Syncer:
         self.state.record_change(download.path, False)  # its first record may have died with the crash
         return True
 
-    async def _publish(self, name: NormalizedName, plan: ProjectPlan, response: Page) -> None:
-        await self.storage.write_pages(self._pages(name, plan))
+    def _pages(
+        self, name: NormalizedName, plan: ProjectPlan, lazy: Mapping[str, Download] | None = None
+    ) -> list[tuple[str, bytes]]:
+        """The project's pages as they are to be published, JSON first.
 
-    def _pages(self, name: NormalizedName, plan: ProjectPlan) -> list[tuple[str, bytes]]:
-        """The project's pages as they are to be published, JSON first."""
+        ``lazy`` files are linked without being held: they are fetched on first use (see :meth:`fetch_lazy`).
+        """
         on_disk = self.state.project_files(name)
+        for path, download in (lazy or {}).items():
+            on_disk[path] = LocalFile(path, download.size or 0, download.hashes["sha256"])
         missing = [item.path for item in plan.files if item.path not in on_disk]
         if missing:
             raise UpstreamError(f"{name}: {len(missing)} files could not be fetched, e.g. {missing[0]}")
@@ -739,6 +759,92 @@ class Syncer:
         moved = known is None or known[1:] != (response.etag, response.last_modified)
         if local is None or local.serial != serial or moved or self.state.page_digest(name) != digest:
             self.state.publish_project(name, serial, response.etag, response.last_modified, digest)
+
+    # -- pull-through (mirror serve): a project on request, its files on first use ----------------------
+
+    def _lazy_part(self, name: NormalizedName, plan: ProjectPlan) -> dict[str, Download]:
+        """The fetches of ``plan`` left to first use: all of a pulled-through project's that can be verified then.
+
+        A distribution file needs its sha256 and size from the page (the published page states its
+        size); a ``.metadata`` or provenance file its sha256. The rest is fetched with the page.
+        """
+        if name not in self._pulling and not self.filters.lazy(name):
+            return {}
+        lazy = {d.path: d for d in plan.downloads if d.size is not None and "sha256" in d.hashes}
+        lazy.update((d.path, d) for d in (*plan.metadata, *plan.provenance) if "sha256" in d.hashes)
+        return lazy
+
+    def recover(self) -> None:
+        """Undo what a killed process left half-done; call once after taking the lock, before :meth:`pull`."""
+        self._clean_journal()
+
+    async def pull(self, name: NormalizedName) -> PullResult:
+        """Fetch and publish the page of ``name`` exactly as a sync of it would, its files left to first use.
+
+        A name the filters refuse is never fetched. Otherwise it joins the wanted set, so ``mirror
+        sync`` keeps it fresh (unless the upstream has no such project). Pulls of different names
+        may run concurrently, like a sync's workers; the root is left to :meth:`write_root_if_changed`.
+        """
+        decision = self.filters.with_pulled([name]).project_decision(name)
+        if decision is not None:
+            return PullResult(name, "refused", f"{name}: {decision.reason} ({decision.plugin})")
+        started = time.time()
+        if name not in self.filters.pulled:
+            # Wanted from now on (committed with its lazy files, before its page); dropped if it never publishes.
+            self.state.add_pulled(name, started)
+            self.filters = self.filters.with_pulled([name])
+        self.direct = True
+        self.report.failed.pop(name, None)
+        self.report.deferred.pop(name, None)
+        self._missing.discard(name)
+        self._pulling.add(name)
+        try:
+            await self._sync_one(IndexChange(Action.SYNC, name))
+        finally:
+            self._pulling.discard(name)
+            self._connect_streak = 0
+        why = self.report.failed.get(name) or self.report.deferred.get(name)
+        if why is None:
+            # Committed with the next batch: until then a crash only makes the next sync look at it again.
+            self.state.add_pulled(name, started)
+            return PullResult(name, "ok")
+        if self.storage.size(layout.page_paths(name)[2]) is None:
+            self.state.drop_pulled(name)
+        return PullResult(name, "missing" if name in self._missing else "failed", why)
+
+    def write_root_if_changed(self) -> None:
+        """The root index, if a pull published a project since it was last written."""
+        if self._changed:
+            self._changed = False
+            self._write_root()
+            self.state.commit()
+
+    async def fetch_lazy(self, path: str) -> bool:
+        """Fetch, verify (sha256 and size) and publish one file a pulled-through page links; False if none does.
+
+        The same download path as a sync (temp name, verified, renamed, recorded); raises
+        :class:`ProjectError` or :class:`IntegrityError` when the upstream cannot give it.
+        """
+        row = self.state.lazy_file(path)
+        if row is None:
+            return False
+        project, url, size, sha256 = row
+        key = f"file:{path}"  # not a project name: its journal entry is its own
+        self._journal.add(key, [path.rpartition("/")[0]])
+        try:
+            await self._fetch_file(project, Download(url, path, size, {"sha256": sha256}), True)
+        finally:
+            self._journal.done(key)
+        self.state.forget_lazy(path)
+        self.state.commit()
+        return True
+
+    def finish_pull(self) -> None:
+        """End a stretch of pull-through work, before the lock goes: the root if needed, a diff file, the journal."""
+        self.write_root_if_changed()
+        diffs.write_run_diff(self.config, self.state)
+        self.state.commit()
+        self._journal.clear()
 
     # -- the root index and deletions -------------------------------------------------------------
 
@@ -815,6 +921,21 @@ class Syncer:
         self._journal.clear()
 
 
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    """What :meth:`Syncer.pull` did for one name."""
+
+    name: NormalizedName
+    kind: Literal["ok", "refused", "missing", "failed"]
+    """ok: published and current; refused: by a filter; missing: the upstream has no such project;
+    failed: the upstream did not answer, or answered something the engine refuses."""
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
+
+
 def write_root(state: State, storage: Storage) -> None:
     """The root index: every published project not queued for deletion, at the last complete run's serial.
 
@@ -889,6 +1010,16 @@ def _read_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
             yield chunk
 
 
+def _without(plan: ProjectPlan, lazy: Mapping[str, Download]) -> ProjectPlan:
+    """``plan`` without the fetches left to first use."""
+    return replace(
+        plan,
+        downloads=tuple(d for d in plan.downloads if d.path not in lazy),
+        metadata=tuple(d for d in plan.metadata if d.path not in lazy),
+        provenance=tuple(d for d in plan.provenance if d.path not in lazy),
+    )
+
+
 def _with_serial(page: ProjectPage, serial: int | None) -> ProjectPage:
     if serial == page.last_serial:
         return page
@@ -914,4 +1045,4 @@ def _run_summary(report: RunReport) -> str:
     )
 
 
-__all__ = ["Options", "RunReport", "Syncer", "write_root"]
+__all__ = ["Options", "PullResult", "RunReport", "Syncer", "write_root"]

@@ -152,7 +152,9 @@ class Verifier:
         result = verify.check_pages(name, json_page, html_page, serial, html == v1_html)
         for finding in result.findings:
             self._note(finding)
-        self.state.add_refs(result.references)
+        # A pulled-through project's page links files fetched on first use: expected missing, not broken.
+        lazy = self.state.lazy_paths(name)
+        self.state.add_refs(r for r in result.references if r.path not in lazy)
 
     def _read_page(self, path: str) -> bytes | None:
         size = self.storage.size(path)

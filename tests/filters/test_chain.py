@@ -74,3 +74,24 @@ def test_wanted_projects_is_what_every_naming_plugin_allows() -> None:
     resolving = build(projects.allowlist, {"projects": ["a"], "dependencies": True}, name="allowlist")
     grown = FilterChain((resolving,)).with_closure({N("a"): Want(), N("dep"): Want()})
     assert grown.wanted_projects() == frozenset({N("a"), N("dep")})
+
+
+def test_pulled_projects_pass_a_project_set_but_not_the_other_filters() -> None:
+    """Pull-through: an allowlist names what is mirrored in advance; a blocklist still refuses."""
+    allow = build(projects.allowlist, {"projects": ["seed"]}, name="allowlist")
+    block = build(projects.blocklist, {"projects": ["evil"]}, name="blocklist")
+    chain = FilterChain((allow, block))
+    assert not chain.keep_project(N("demo"))
+    pulled = chain.with_pulled([N("demo"), N("evil")])
+    assert pulled.keep_project(N("demo")) and pulled.keep_project(N("seed"))
+    decision = pulled.project_decision(N("evil"))
+    assert decision is not None and decision.plugin == "blocklist"
+    assert pulled.wanted_projects() == frozenset({N("seed"), N("demo")})
+    # Lazy: pulled and not named by the allowlist; naming it there makes it a mirrored project.
+    assert pulled.lazy(N("demo")) and not pulled.lazy(N("seed")) and not chain.lazy(N("demo"))
+    assert not chain.with_pulled([N("seed")]).lazy(N("seed"))
+    # The pulled set survives the closure rounds and does not move the fingerprint (no replan of everything).
+    assert pulled.with_closure({}).pulled == pulled.pulled
+    assert pulled.fingerprint() == chain.fingerprint()
+    # Without any project set, nothing narrows the names: a pulled project is still lazy.
+    assert FilterChain((block,)).with_pulled([N("demo")]).lazy(N("demo"))

@@ -79,3 +79,30 @@ def test_service_is_hardened(units: Path) -> None:
     exposure = re.search(r"Overall exposure level for mirror\.service: ([\d.]+)", result.stdout + result.stderr)
     assert exposure, result.stdout + result.stderr
     assert float(exposure.group(1)) <= 2.0  # systemd rates <= 2.0 "OK"; a plain unit scores 9.6 "UNSAFE"
+
+
+def test_serve_unit_verifies_and_is_hardened_like_the_sync(tmp_path: Path) -> None:
+    """mirror-serve.service (pull-through behind nginx): a long-running unit as locked down as mirror.service."""
+    service = (UNITS / "mirror-serve.service").read_text()
+    assert "ExecStart=/opt/mirror/bin/mirror serve --host 127.0.0.1 --port 8081" in service
+    # The port nginx hands misses to is the one the unit listens on.
+    assert "proxy_pass http://127.0.0.1:8081;" in (ROOT / "examples" / "nginx" / "mirror.conf").read_text()
+    mirror = Path(sys.executable).with_name("mirror")
+    unit = tmp_path / "mirror-serve.service"
+    unit.write_text(service.replace("/opt/mirror/bin/mirror", str(mirror)))
+    result = subprocess.run([analyze(), "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    sync = (UNITS / "mirror.service").read_text()
+    hardening = [
+        line
+        for line in sync.splitlines()
+        if re.match(r"(Protect|Private|Restrict|NoNew|Capab|Ambient|System|Lock|RemoveIPC|UMask)", line)
+    ]
+    for line in hardening:
+        assert f"\n{line}\n" in service, line
+    result = subprocess.run(
+        [analyze(), "security", "--offline=true", "--no-pager", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    exposure = re.search(r"Overall exposure level for mirror-serve\.service: ([\d.]+)", result.stdout + result.stderr)
+    assert exposure, result.stdout + result.stderr
+    assert float(exposure.group(1)) <= 2.0
