@@ -24,6 +24,10 @@ from typing import Self
 
 import pytest
 
+from mirror._config import StorageConfig
+from mirror.storage.base import ChangeHook
+from mirror.storage.s3 import S3Storage, open_s3
+
 ACCESS_KEY = "mirror-test"
 SECRET_KEY = "mirror-test-secret-key"
 
@@ -104,6 +108,10 @@ class SeaweedFS:
             # Small volumes: the default (30 GB each, preallocated lazily) is far beyond a test.
             "-master.volumeSizeLimitMB=256",
             "-volume.max=0",
+            # The Iceberg and Lance gateways listen on fixed ports by default: off, so that several
+            # servers (parallel sessions, other test runs) can share a machine.
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
         ]
         with self.log.open("wb") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -139,8 +147,41 @@ class SeaweedFS:
         self._process = None
 
     def bucket(self) -> str:
-        """A new bucket name, unique in this server (the S3 client creates the bucket)."""
-        return f"t-{secrets.token_hex(6)}"
+        """A new, empty bucket, unique in this server; returns its name.
+
+        Created through the filer's HTTP API (a bucket is a directory under ``/buckets``): S3
+        clients other than boto3 have no CreateBucket, and mirror refuses a bucket that does
+        not exist rather than let SeaweedFS create one on the first PUT.
+        """
+        name = f"t-{secrets.token_hex(6)}"
+        request = urllib.request.Request(f"http://127.0.0.1:{self.filer}/buckets/{name}/", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            if response.status not in (200, 201):
+                raise RuntimeError(f"creating bucket {name}: HTTP {response.status}")
+        return name
+
+    def shell(self, command: str) -> str:
+        """Run one ``weed shell`` command against this server (quotas, for the error tests); its output."""
+        result = subprocess.run(
+            [weed_binary(), "shell", f"-master=127.0.0.1:{self.master}", f"-filer=127.0.0.1:{self.filer}"],
+            input=command + "\nexit\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return result.stdout
+
+    def storage(self, *, on_change: ChangeHook | None = None, bucket: str | None = None, prefix: str = "") -> S3Storage:
+        """mirror's S3 backend on ``bucket`` (a fresh one by default), its credentials from :attr:`environ`."""
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in self.environ.items():
+                patch.setenv(key, value)
+            return open_s3(self.config(bucket or self.bucket(), prefix), on_change=on_change)
+
+    def config(self, bucket: str, prefix: str = "") -> StorageConfig:
+        """The ``[storage]`` table of a mirror in ``bucket`` on this server."""
+        return StorageConfig(backend="s3", bucket=bucket, prefix=prefix, endpoint_url=self.endpoint)
 
     def __enter__(self) -> Self:
         return self.start()

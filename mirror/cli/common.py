@@ -34,7 +34,15 @@ def prepare_directory(config: Config) -> None:
 
 
 def open_storage(config: Config, state: State) -> Storage:
-    """The mirror's ``web/`` tree; every publication and deletion goes to the change log in ``state``."""
+    """The mirror's ``web/`` tree; every publication and deletion goes to the change log in ``state``.
+
+    On disk under ``<directory>/web``, or in the bucket of ``[storage]`` (``state/`` and
+    ``diffs/`` stay on local disk either way).
+    """
+    if config.storage.backend == "s3":
+        from mirror.storage.s3 import open_s3  # obstore is an extra: loaded only for an S3 mirror
+
+        return open_s3(config.storage, on_change=state.record_change)
     return FileStorage(config.web, fsync=config.fsync, on_change=state.record_change)
 
 

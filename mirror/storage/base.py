@@ -74,8 +74,13 @@ class Storage(Protocol):
         process has finished and stopped).
         """
 
-    def open_async_writer(self, path: str) -> AsyncWriter:
-        """A writer for one download; the file appears at ``path`` on commit."""
+    def open_async_writer(self, path: str, sha256: str | None = None) -> AsyncWriter:
+        """A writer for one download; the file appears at ``path`` on commit.
+
+        ``sha256`` is the digest the caller will verify before it commits, when it knows one: an
+        object store records it with the object from the start of a multipart upload (the
+        writer checks it again itself); a file system ignores it.
+        """
 
     async def write_pages(self, pages: Iterable[tuple[str, bytes]]) -> None:
         """Publish small files atomically, one after another, in that order, off the event loop."""

@@ -246,7 +246,7 @@ class FileStorage:
         hook = self._on_change
         return None if hook is None else lambda: hook(path, False)
 
-    def open_async_writer(self, path: str) -> BufferedWriter:
+    def open_async_writer(self, path: str, sha256: str | None = None) -> BufferedWriter:
         final = self._name(path)
         temp = self._temp_for(path)
         return BufferedWriter(final, temp, self._fsync, self._offload, self._hook(path), self._put_files())

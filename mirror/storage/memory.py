@@ -67,7 +67,7 @@ class MemoryStorage:
         self.publishing_runs += 1
         yield
 
-    def open_async_writer(self, path: str) -> MemoryWriter:
+    def open_async_writer(self, path: str, sha256: str | None = None) -> MemoryWriter:
         return MemoryWriter(self, path, self._new_temp(path))
 
     async def write_pages(self, pages: Iterable[tuple[str, bytes]]) -> None:

@@ -661,7 +661,7 @@ class Syncer:
             try:
                 fetched = await self.upstream.download(
                     download.url,
-                    lambda: self.storage.open_async_writer(download.path),
+                    lambda: self.storage.open_async_writer(download.path, download.hashes.get("sha256")),
                     download.size,
                     download.hashes,
                 )

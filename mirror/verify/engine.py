@@ -175,6 +175,8 @@ class Verifier:
                     self._note(Finding(Problem.TEMP, rel, None))
                 continue
             if not self.state.is_published(entry.name):
+                if next(iter(self.storage.scan(rel)), None) is None:
+                    continue  # nothing in it is served (SeaweedFS lists a prefix a deletion emptied)
                 self._note(Finding(Problem.ORPHAN_PAGE, rel, None))
                 self._keep_links_of(entry.name)
                 unpublished.add(entry.name)
