@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,15 +26,15 @@ from obstore.store import S3Store
 
 from mirror.cli import main
 from mirror.core.negotiate import PageFormat
-from mirror.errors import EXIT_OK
+from mirror.errors import EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_OK
 from mirror.serve.objects import ObjectServer
-from tests.conftest import check_tree, clean_env
+from tests.conftest import clean_env
 from tests.core.test_negotiate import CASES, PIP, UV
 from tests.fakepypi import FakePyPI
-from tests.installers import installed, uv_install
+from tests.installers import installed, uv_binary, uv_install
 from tests.s3server import SeaweedFS
 from tests.s3serving import S3_EXAMPLE, BucketNginx
-from tests.servers import EXAMPLE, Serve
+from tests.servers import EXAMPLE, Serve, free_port
 
 PREFIX = "pypi/mirror"
 
@@ -43,8 +46,8 @@ class Bucket:
     name: str
     prefix: str
     store: S3Store
-    web: Path
-    """The same mirror on disk, for the file names of the tree."""
+    config: Path
+    """The mirror's config file (``[storage] backend = "s3"``)."""
 
     @property
     def path(self) -> str:
@@ -54,53 +57,32 @@ class Bucket:
     def read(self, key: str) -> bytes:
         return bytes(obstore.get(self.store, key).bytes())
 
-
-def _store(s3: SeaweedFS, bucket: str, prefix: str) -> S3Store:
-    env = s3.environ
-    return S3Store(
-        bucket,
-        prefix=prefix,
-        endpoint=s3.endpoint,
-        access_key_id=env["AWS_ACCESS_KEY_ID"],
-        secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region=env["AWS_REGION"],
-        virtual_hosted_style_request=False,
-        client_options={"allow_http": True},
-    )
-
-
-_PAGE_TYPES = {f.filename: f.content_type for f in PageFormat}
-
-
-def _upload(store: S3Store, web: Path) -> None:
-    """Every file of ``web`` as an object, with the Content-Type and Cache-Control mirror gives it."""
-    for path in sorted(p for p in web.rglob("*") if p.is_file()):
-        key = path.relative_to(web).as_posix()
-        if key.startswith("simple/"):
-            kind, cache = _PAGE_TYPES.get(path.name, "application/octet-stream"), "max-age=60, public"
-        else:
-            kind = "text/plain; charset=utf-8" if key.endswith(".metadata") else "application/octet-stream"
-            cache = "max-age=31536000, public, immutable"
-        obstore.put(store, key, path.read_bytes(), attributes={"Content-Type": kind, "Cache-Control": cache})
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(meta["path"] for batch in obstore.list(self.store, prefix) for meta in batch)
 
 
 @pytest.fixture(scope="module")
-def bucket(seaweedfs: SeaweedFS, tmp_path_factory: pytest.TempPathFactory) -> Bucket:
+def bucket(seaweedfs: SeaweedFS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bucket]:
+    """A mirror synced by ``mirror sync`` straight into a bucket, under a prefix."""
     root = tmp_path_factory.mktemp("s3served")
-    with FakePyPI() as up:
+    name = seaweedfs.bucket()
+    with FakePyPI() as up, pytest.MonkeyPatch.context() as patch:
+        for key, value in seaweedfs.environ.items():
+            patch.setenv(key, value)
         up.add_release("dep", "1.0", upload_time="2024-01-05T00:00:00Z")
         up.add_release("dep", "2.0", upload_time="2024-02-01T00:00:00Z")
         up.add_release("demo", "1.0", requires_dist=["dep>=1"], upload_time="2024-01-10T00:00:00Z")
         up.add_release("demo", "1.1", requires_dist=["dep>=1"], upload_time="2024-03-10T00:00:00Z", payload_size=4096)
         config = root / "mirror.toml"
-        config.write_text(f'[mirror]\ndirectory = "m"\nupstream = "{up.simple_url}"\nworkers = 4\n')
+        config.write_text(
+            f'[mirror]\ndirectory = "m"\nupstream = "{up.simple_url}"\nworkers = 4\n'
+            f'[storage]\nbackend = "s3"\nbucket = "{name}"\nprefix = "{PREFIX}"\n'
+            f'endpoint-url = "{seaweedfs.endpoint}"\nregion = "us-east-1"\n'
+        )
         assert main(["--config", str(config), "--quiet", "sync"]) == EXIT_OK
-    web = root / "m" / "web"
-    check_tree(web)
-    name = seaweedfs.bucket()
-    store = _store(seaweedfs, name, PREFIX)
-    _upload(store, web)
-    return Bucket(name, PREFIX, store, web)
+    store = seaweedfs.storage(bucket=name, prefix=PREFIX).store
+    assert not (root / "m" / "web" / "simple").exists()  # the tree is in the bucket only
+    yield Bucket(name, PREFIX, store, config)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +129,7 @@ def get(url: str, path: str, headers: dict[str, str] | None = None, method: str 
 
 
 def wheel_key(bucket: Bucket) -> str:
-    return next(bucket.web.glob("packages/**/demo-1.1-*.whl")).relative_to(bucket.web).as_posix()
+    return next(k for k in bucket.keys("packages") if k.endswith("/demo-1.1-py3-none-any.whl"))
 
 
 # -- the example config ----------------------------------------------------------------------------
@@ -302,3 +284,176 @@ def test_pip_download_through_nginx_uses_the_metadata_files(nginx: BucketNginx, 
     assert sorted(p.name for p in dest.iterdir()) == ["demo-1.1-py3-none-any.whl", "dep-2.0-py3-none-any.whl"]
     paths = nginx.requested_paths()[before:]
     assert any(p.endswith("demo-1.1-py3-none-any.whl.metadata") for p in paths), paths
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+
+def _serve_env(seaweedfs: SeaweedFS) -> dict[str, str]:
+    return {**os.environ, **seaweedfs.environ}
+
+
+def test_mirror_serve_command_reads_the_bucket(seaweedfs: SeaweedFS, bucket: Bucket) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mirror", "--config", str(bucket.config), "serve", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_serve_env(seaweedfs),
+    )
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        match = re.search(r"serving (s3://\S+) at (http://127\.0\.0\.1:\d+/)simple/", banner)
+        assert match, banner
+        assert match.group(1) == f"s3://{bucket.name}/{bucket.prefix}"
+        answer = get(match.group(2), "/simple/demo/", {"Accept": UV})
+        assert answer.status == 200
+        assert answer.header("Content-Type") == PageFormat.JSON.content_type
+        assert answer.body == bucket.read("simple/demo/index.v1_json")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+        assert process.returncode == EXIT_OK
+
+
+def test_serving_an_empty_bucket_is_a_config_error(seaweedfs: SeaweedFS, tmp_path: Path) -> None:
+    config = tmp_path / "mirror.toml"
+    config.write_text(
+        f'[mirror]\ndirectory = "m"\n[storage]\nbackend = "s3"\nbucket = "{seaweedfs.bucket()}"\n'
+        f'endpoint-url = "{seaweedfs.endpoint}"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mirror", "--config", str(config), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_serve_env(seaweedfs),
+    )
+    assert result.returncode == EXIT_CONFIG
+    assert result.stderr.startswith("mirror: error: nothing to serve: s3://") and result.stderr.count("\n") == 1
+
+
+def test_serving_a_missing_bucket_is_an_environment_error(seaweedfs: SeaweedFS, tmp_path: Path) -> None:
+    config = tmp_path / "mirror.toml"
+    config.write_text(
+        f'[mirror]\ndirectory = "m"\n[storage]\nbackend = "s3"\nbucket = "no-such-bucket"\n'
+        f'endpoint-url = "{seaweedfs.endpoint}"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mirror", "--config", str(config), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_serve_env(seaweedfs),
+    )
+    assert result.returncode == EXIT_ENVIRONMENT
+    assert result.stderr.startswith("mirror: error: s3://no-such-bucket") and result.stderr.count("\n") == 1
+
+
+def test_a_bucket_gone_while_serving_is_a_502_and_one_log_line(
+    seaweedfs: SeaweedFS, bucket: Bucket, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A store on a port where nothing listens: the endpoint went away under a running server.
+    gone = S3Store(
+        bucket.name,
+        endpoint=f"http://127.0.0.1:{free_port()}",
+        region="us-east-1",
+        skip_signature=True,
+        client_options={"allow_http": True, "timeout": "5s", "connect_timeout": "1s"},
+        retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=1)},
+    )
+    with Serve(gone, server_class=ObjectServer, where="s3://gone", log=True) as server:  # type: ignore[arg-type]
+        answer = get(server.url, "/simple/demo/")
+    assert answer.status == 502
+    logged = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(logged) == 1 and logged[0].startswith("mirror serve: error: GET /simple/demo/: s3://gone:"), logged
+
+
+# -- a bare endpoint, and a CDN without negotiation ------------------------------------------------
+
+
+def test_a_bare_endpoint_serves_the_html_pages_but_not_their_directory_urls(
+    seaweedfs: SeaweedFS, bucket: Bucket, tmp_path: Path
+) -> None:
+    base = seaweedfs.endpoint + bucket.path
+    page = get(base, f"{bucket.path}/simple/demo/index.html")  # anonymous: no signature
+    assert page.status == 200
+    assert page.header("Content-Type") == "text/html; charset=utf-8"
+    assert page.header("Cache-Control") == "max-age=60, public"
+    assert page.body == bucket.read("simple/demo/index.html")
+    # The URL pip and uv ask for is the directory's: S3 has no index documents on its REST
+    # endpoint (AWS answers 404 or 403; SeaweedFS an empty 200 "application/x-directory").
+    directory = get(base, f"{bucket.path}/simple/demo/")
+    assert directory.body != page.body
+    result = pip(
+        *("download", "--no-deps", "--index-url", f"{base}/simple/", "--dest", str(tmp_path / "dl"), "demo"),
+        tmp_path=tmp_path,
+    )
+    assert result.returncode != 0
+
+
+def test_pip_and_uv_install_from_a_bare_endpoint_with_find_links(
+    seaweedfs: SeaweedFS, bucket: Bucket, tmp_path: Path
+) -> None:
+    # Each page links its files relatively (../../packages/...), so the page URLs themselves work
+    # as flat indexes: --find-links per project, no negotiation, no index documents.
+    base = seaweedfs.endpoint + bucket.path
+    links = [arg for name in ("demo", "dep") for arg in ("--find-links", f"{base}/simple/{name}/index.html")]
+    target = tmp_path / "site"
+    result = pip("install", "--no-index", *links, "--target", str(target), "demo", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert installed(target) == {"demo-1.1.dist-info", "dep-2.0.dist-info"}
+    env = clean_env(tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [uv_binary(), "venv", "--python", sys.executable, str(venv)], check=True, env=env, capture_output=True
+    )
+    result = subprocess.run(
+        [uv_binary(), "pip", "install", "--python", str(venv / "bin" / "python"), "--no-index", *links, "demo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert installed(next((venv / "lib").glob("python3*/site-packages"))) == {"demo-1.1.dist-info", "dep-2.0.dist-info"}
+
+
+# What an S3 website endpoint's index document, a CloudFront Function or a Cloudflare rewrite rule
+# does: a URL ending in "/" gets "index.html" appended; nothing else. No negotiation.
+CDN_RULE = """
+upstream mirror_bucket { server 127.0.0.1:8333; }
+server {
+    listen 127.0.0.1:8080;
+    set $mirror_bucket_path "/pypi";
+    proxy_set_header Host 127.0.0.1:8333;
+    location ~ /$ {
+        rewrite ^ $mirror_bucket_path${uri}index.html? break;
+        proxy_pass http://mirror_bucket;
+    }
+    location / {
+        rewrite ^ $mirror_bucket_path$uri? break;
+        proxy_pass http://mirror_bucket;
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def cdn(seaweedfs: SeaweedFS, bucket: Bucket, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BucketNginx]:
+    with BucketNginx(seaweedfs, bucket.path, tmp_path_factory.mktemp("cdn"), site=CDN_RULE) as server:
+        yield server
+
+
+def test_pip_and_uv_install_through_a_cdn_that_only_appends_index_html(
+    cdn: BucketNginx, bucket: Bucket, tmp_path: Path
+) -> None:
+    page = get(cdn.url, "/simple/demo/", {"Accept": PIP})
+    # JSON asked for first, HTML answered, and labelled so: installers take it.
+    assert (page.status, page.header("Content-Type")) == (200, "text/html; charset=utf-8")
+    assert page.body == bucket.read("simple/demo/index.html")
+    target = tmp_path / "site"
+    result = pip("install", "--index-url", cdn.url + "simple/", "--target", str(target), "demo", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert installed(target) == {"demo-1.1.dist-info", "dep-2.0.dist-info"}
+    assert uv_install(cdn.url + "simple/", "demo", tmp_path / "uv") == {"demo-1.1.dist-info", "dep-2.0.dist-info"}
