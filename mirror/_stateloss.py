@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 from pathlib import Path
 
 from packaging.utils import NormalizedName
 
 from mirror._state import STATE_DB, State
 from mirror.core import layout, parse
-from mirror.errors import StateLost
+from mirror.errors import MirrorError, StateLost
 from mirror.storage.base import Storage, root_names
-from mirror.storage.fs import FileStorage
 
 SAMPLE = 100
 """How many published projects the foreign check looks up."""
@@ -41,21 +39,24 @@ ROOT_STAT = "root_stat"
 """State meta: size and mtime of the root index state last wrote (the root it wrote lists only what it knows)."""
 
 
-def check_state(web: Path, state_dir: Path, state: State | None) -> None:
-    """Raise :class:`StateLost` when ``state`` (None: no database) cannot be the state of the tree in ``web``."""
+def check_state(web: Storage, where: str, state_dir: Path, state: State | None) -> None:
+    """Raise :class:`StateLost` when ``state`` (None: no database) cannot be the state of the tree in ``web``.
+
+    ``where`` names the tree in messages (its directory, or ``s3://bucket/prefix``).
+    """
     sample = published_sample(web)
     if not sample:
         return  # nothing is published: nothing to lose
     db = state_dir / STATE_DB
     example = f"e.g. project {sample[0]!r}"
     if state is None:
-        raise StateLost(f"state database {db} is missing, but {web} publishes a mirror ({example}); {_refusal()}")
+        raise StateLost(f"state database {db} is missing, but {where} publishes a mirror ({example}); {_refusal()}")
     if not state.has_history():
-        raise StateLost(f"state database {db} is empty, but {web} publishes a mirror ({example}); {_refusal()}")
+        raise StateLost(f"state database {db} is empty, but {where} publishes a mirror ({example}); {_refusal()}")
     if state.totals().projects and not any(state.project(name) is not None for name in sample):
         raise StateLost(
             f"state database {db} belongs to another mirror: it knows none of the {len(sample)} projects "
-            f"{web} publishes that it looked up ({example}); {_refusal()}"
+            f"{where} publishes that it looked up ({example}); {_refusal()}"
         )
 
 
@@ -63,23 +64,21 @@ def _refusal() -> str:
     return f"refusing to sync or verify, which would delete what state does not know; {_RECOVER}"
 
 
-def published_sample(web: Path, limit: int = SAMPLE) -> list[NormalizedName]:
+def published_sample(web: Storage, limit: int = SAMPLE) -> list[NormalizedName]:
     """Up to ``limit`` projects ``web`` publishes: the first the root index lists, else page directories."""
-    names = list(itertools.islice(root_names(FileStorage(web), _ROOT_JSON, parse.IndexJsonParser()), limit))
+    names = list(itertools.islice(root_names(web, _ROOT_JSON, parse.IndexJsonParser()), limit))
     return names if names else _page_dirs(web, limit)
 
 
-def _page_dirs(web: Path, limit: int) -> list[NormalizedName]:
+def _page_dirs(web: Storage, limit: int) -> list[NormalizedName]:
     found: list[NormalizedName] = []
     try:
-        with os.scandir(web / layout.SIMPLE) as entries:
-            for entry in entries:
-                pages = (Path(entry.path) / page for page in layout.PAGE_FILES)
-                if entry.is_dir(follow_symlinks=False) and any(p.is_file() for p in pages):
-                    found.append(NormalizedName(entry.name))
-                    if len(found) >= limit:
-                        break
-    except OSError:
+        for entry in web.scan(layout.SIMPLE):
+            if entry.is_dir and _has_page(web, entry.name):
+                found.append(NormalizedName(entry.name))
+                if len(found) >= limit:
+                    break
+    except (OSError, MirrorError):
         return []
     return sorted(found)
 

@@ -33,17 +33,25 @@ def prepare_directory(config: Config) -> None:
             raise EnvironmentFault(f"cannot create {sub}: {exc.strerror}") from None
 
 
-def open_storage(config: Config, state: State) -> Storage:
+def open_storage(config: Config, state: State | None) -> Storage:
     """The mirror's ``web/`` tree; every publication and deletion goes to the change log in ``state``.
 
     On disk under ``<directory>/web``, or in the bucket of ``[storage]`` (``state/`` and
     ``diffs/`` stay on local disk either way).
     """
+    hook = None if state is None else state.record_change
     if config.storage.backend == "s3":
         from mirror.storage.s3 import open_s3  # obstore is an extra: loaded only for an S3 mirror
 
-        return open_s3(config.storage, on_change=state.record_change)
-    return FileStorage(config.web, fsync=config.fsync, on_change=state.record_change)
+        return open_s3(config.storage, on_change=hook)
+    return FileStorage(config.web, fsync=config.fsync, on_change=hook)
+
+
+def storage_location(config: Config) -> str:
+    """Where the ``web/`` tree is, for messages: its directory, or ``s3://bucket/prefix``."""
+    if config.storage.backend == "s3":
+        return f"s3://{config.storage.bucket}/{config.storage.prefix}".rstrip("/")
+    return str(config.web)
 
 
 # What may sit in a directory that does not hold a mirror yet: what mirror itself creates there,

@@ -19,10 +19,11 @@ from mirror._plugins import load_chain
 from mirror._progress import make_reporter
 from mirror._state import STATE_DB, State, open_state, read_closure
 from mirror._stateloss import check_state
-from mirror.cli.common import open_storage, prepare_directory, warn
+from mirror.cli.common import open_storage, prepare_directory, storage_location, warn
 from mirror.core.filters import FilterChain
 from mirror.core.models import ProjectPage
 from mirror.errors import EXIT_OK, EXIT_PARTIAL, MirrorError, unwrap
+from mirror.storage import Storage
 from mirror.sync.engine import Options, RunReport, Syncer
 from mirror.sync.explain import explain_lines, fetch_page, with_stored_closure
 
@@ -37,9 +38,8 @@ def sync(config: Config, args: argparse.Namespace) -> int:
     reporter = make_reporter(quiet=args.quiet, verbose=args.verbose)
     report = RunReport(started=time.time())
 
-    async def run(state: State) -> RunReport:
+    async def run(state: State, storage: Storage) -> RunReport:
         nonlocal report
-        storage = open_storage(config, state)
         async with Upstream(config) as upstream, storage.publishing():
             syncer = Syncer(config, state, storage, upstream, filters, reporter, options)
             report = syncer.report  # a run that stops part way still reports what it did
@@ -52,8 +52,9 @@ def sync(config: Config, args: argparse.Namespace) -> int:
     with open_state(config.state_dir, opener, existing=False) as state:
         try:
             # A missing, empty or foreign state would make the run delete and unpublish what it does not know.
-            check_state(config.web, config.state_dir, state if existed else None)
-            report = anyio.run(run, state, backend="asyncio")
+            storage = open_storage(config, state)
+            check_state(storage, storage_location(config), config.state_dir, state if existed else None)
+            report = anyio.run(run, state, storage, backend="asyncio")
         except BaseException as exc:
             if not args.dry_run:
                 _record_stopped(config, state, report, exc)

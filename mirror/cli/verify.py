@@ -11,7 +11,7 @@ from mirror._config import Config
 from mirror._progress import PlainReporter
 from mirror._state import STATE_DB, open_state
 from mirror._stateloss import check_state
-from mirror.cli.common import open_storage
+from mirror.cli.common import open_storage, storage_location
 from mirror.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
 from mirror.verify.engine import VerifyOptions, VerifyReport, run
 from mirror.verify.rebuild import rebuild_state
@@ -29,11 +29,13 @@ def verify(config: Config, args: argparse.Namespace) -> int:
     # Progress is a line every few seconds: it reads the same on a terminal and in a journal.
     reporter = PlainReporter(quiet=args.quiet, verbose=args.verbose)
     if not (config.state_dir / STATE_DB).exists():
-        check_state(config.web, config.state_dir, None)  # a lost database, not a mirror never synced
+        # A lost database, not a mirror never synced.
+        check_state(open_storage(config, None), storage_location(config), config.state_dir, None)
     with open_state(config.state_dir, VerifyState) as state:
+        storage = open_storage(config, state)
         # Every file and page a lost state does not know would be an "orphan".
-        check_state(config.web, config.state_dir, state)
-        report = run(config, state, open_storage(config, state), reporter, options)
+        check_state(storage, storage_location(config), config.state_dir, state)
+        report = run(config, state, storage, reporter, options)
         _print_findings(state, verbose=args.verbose)
         state.finish_pass()
     print(summary(report, options), file=sys.stderr)

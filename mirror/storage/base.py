@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, runtime_checkable
 
 from packaging.utils import NormalizedName
 
@@ -62,6 +62,14 @@ class AsyncWriter(Protocol):
 
     def abort(self) -> None:
         """Drop what was written; safe to call after commit or twice."""
+
+
+@runtime_checkable
+class SortedWalk(Protocol):
+    """A backend that lists a subtree in fewer requests than a listing per directory (an object store)."""
+
+    def walk(self, top: str, after: str = "") -> Iterator[tuple[str, int]]:
+        """Every published file under ``top`` as (path, size), in sorted path order, those after ``after``."""
 
 
 class Storage(Protocol):

@@ -38,6 +38,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from mirror.core import objects
+from mirror.core.verify import walk_key
 from mirror.errors import EnvironmentFault, IntegrityError
 from mirror.storage.base import ChangeHook, Entry, check_path
 
@@ -131,6 +132,7 @@ _REASONS = {
     "QuotaExceeded": "the bucket's quota is exceeded",
     "EntityTooLarge": "the server refused the object's size (quota or limit)",
     "XMinioStorageFull": "the storage is full",
+    "XMinioAdminBucketQuotaExceeded": "the bucket's quota is exceeded",
     "InsufficientStorage": "the storage is full",
     "SlowDown": "the server kept throttling requests (503 SlowDown) past every retry",
 }
@@ -144,7 +146,8 @@ def _reason(exc: BaseException) -> str:
         known = _REASONS.get(code.group(1))
         if known is not None:
             return known
-        return f"S3 error {code.group(1)}"
+        status = _STATUS.search(text)
+        return f"S3 error {code.group(1)}" + (f" (HTTP {status.group(1)})" if status else "")
     if "quota" in text.lower():
         return "the bucket's quota is exceeded"
     if "error sending request" in text or "Connection refused" in text or "dns error" in text:
@@ -502,17 +505,34 @@ class S3Storage:
         return 0
 
     def walk(self, top: str, after: str = "") -> Iterator[tuple[str, int]]:
-        """Every object under ``top`` as (path, size), in key order, only those after ``after``.
+        """Every object under ``top`` as (path, size), in sorted path order, only those after ``after``.
 
-        One flat, paginated listing (1,000 keys a request, streamed): S3 lists keys in UTF-8
-        byte order, which is the code point order a depth-first sorted walk yields.
+        A directory listing per level costs a request per directory: on the ``packages/ab/cd/<hash>/``
+        layout, about one per file. Instead each directory directly in ``top`` is listed flat
+        (paginated, 1,000 keys a request) and sorted here: the order S3 promises (UTF-8 bytes,
+        the same as code points) is not what every server keeps (SeaweedFS lists depth first,
+        ``a/x`` before ``a-b``). Memory: the keys of one such directory, 1/256 of the mirror.
         """
-        prefix = f"{check_path(top)}/" if top else ""
-        offset = after if after > prefix else None
+        dirs, files = self._listing(top)
+        prefix = f"{top}/" if top else ""
+        entries = [(name, True, 0) for name in dirs] + [(name, False, size) for name, size in files]
+        entries.sort(key=lambda e: walk_key(e[0], e[1]))
+        for name, is_dir, size in entries:
+            path = prefix + name
+            if not is_dir:
+                if path > after:
+                    yield path, size
+                continue
+            below = path + "/"
+            if below < after and not after.startswith(below):
+                continue  # every key below sorts before the cursor: done in an earlier pass
+            yield from sorted((p, n) for p, n in self._flat(below) if p > after)
+
+    def _flat(self, prefix: str) -> Iterator[tuple[str, int]]:
         try:
-            for batch in self._obs.list(self._store, prefix or None, offset=offset, chunk_size=1000):
+            for batch in self._obs.list(self._store, prefix, chunk_size=1000):
                 for meta in batch:
-                    if meta["path"].startswith(prefix):
+                    if meta["path"].startswith(prefix):  # not SeaweedFS's entry for an emptied directory
                         yield meta["path"], int(meta["size"])
         except Exception as exc:
-            raise self._fault(exc, top) from None
+            raise self._fault(exc, prefix) from None

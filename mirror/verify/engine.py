@@ -25,7 +25,7 @@ from mirror.core import layout, parse, render, verify
 from mirror.core.models import ProjectPage
 from mirror.core.verify import Finding, OnDisk, Problem
 from mirror.errors import UnsafeName, UpstreamError
-from mirror.storage.base import Storage, root_names
+from mirror.storage.base import SortedWalk, Storage, root_names
 from mirror.verify.store import VerifyState
 
 _PHASES = ("pages", "simple", "files", "root", "orphans", "repair")
@@ -340,7 +340,11 @@ def walk_sorted(storage: Storage, top: str, after: str, bad_name: Callable[[str]
 
     Memory: one directory listing per level of the current path, never the whole tree. Names
     that are not UTF-8 cannot be in state nor sort like it: they go to ``bad_name`` instead.
+    A backend with its own sorted walk (an object store: few listings, no such names) walks itself.
     """
+    if isinstance(storage, SortedWalk):
+        yield from (OnDisk(path, size) for path, size in storage.walk(top, after))
+        return
     entries = sorted(storage.scan(top), key=lambda e: verify.walk_key(e.name, e.is_dir))
     for entry in entries:
         path = f"{top}/{entry.name}"

@@ -226,9 +226,7 @@ def test_the_dependency_closure_reads_wheels_through_the_storage(site: Site, ups
     assert check_consistent(site.storage) == {"app", "lib", "helper"}
 
 
-@pytest.mark.parametrize(
-    ("source", "target"), [("memory", "file"), ("file", "memory"), ("s3", "file"), ("file", "s3")]
-)
+@pytest.mark.parametrize(("source", "target"), [("memory", "file"), ("file", "memory"), ("s3", "file"), ("file", "s3")])
 def test_a_bundle_exported_from_one_backend_imports_into_the_other(
     request: pytest.FixtureRequest, tmp_path: Path, upstream: FakePyPI, source: str, target: str
 ) -> None:

@@ -1,6 +1,6 @@
 """The sorted tree walk verify merge-joins against state: order, resume cursor, unusable names.
 
-The walk goes through the storage protocol, so it runs over both backends.
+The walk goes through the storage protocol, so it runs over every backend.
 """
 
 from __future__ import annotations
@@ -12,13 +12,19 @@ import pytest
 
 from mirror.storage import FileStorage, MemoryStorage, Storage
 from mirror.verify.engine import walk_sorted
+from tests.s3server import SeaweedFS
 
 NAMES = ["a/x", "a/y/z", "a-b", "a.c", "a0", "b/c/d/e", "b/c-d", "b/c.d", "ü/ß", "B"]
 
 
-@pytest.fixture(params=["file", "memory"])
+@pytest.fixture(params=["file", "memory", pytest.param("s3", marks=[pytest.mark.slow, pytest.mark.integration])])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    made: Storage = FileStorage(tmp_path) if request.param == "file" else MemoryStorage()
+    made: Storage
+    if request.param == "s3":  # its own walk: a flat listing per directory, sorted (SeaweedFS lists depth first)
+        server: SeaweedFS = request.getfixturevalue("seaweedfs")
+        made = server.storage()
+    else:
+        made = FileStorage(tmp_path) if request.param == "file" else MemoryStorage()
     for name in NAMES:
         made.write_atomic(f"packages/{name}", [name.encode()])
     return made
