@@ -24,7 +24,7 @@ import asyncio
 import gzip
 import sys
 from http import HTTPStatus
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
@@ -32,15 +32,14 @@ import obstore
 from aiohttp import web
 from obstore.exceptions import BaseError
 
+from mirror.core import objects
 from mirror.core.conditional import Validators, not_modified, range_allowed
 from mirror.core.layout import TEMP_SUFFIX
 from mirror.core.negotiate import choose
 from mirror.core.ranges import Unsatisfiable, parse_range
 from mirror.serve.static import (
     _LARGE,
-    _TYPES,
     BACKLOG,
-    FILE_CACHE,
     IDLE_TIMEOUT,
     PAGE_CACHE,
     MirrorServer,
@@ -149,10 +148,11 @@ class ObjectServer(MirrorServer):
         except FileNotFoundError:
             raise _Missing(key) from None
         validators, size = _validators(meta), meta["size"]
-        suffix = PurePosixPath(key).suffix
+        # The headers the object was stored with (mirror.core.objects), as nginx in front of the
+        # bucket passes them on: one answer whichever server a client goes through.
         headers = {
-            "Content-Type": _TYPES.get(suffix, "application/octet-stream"),
-            "Cache-Control": FILE_CACHE if key.startswith("packages/") else PAGE_CACHE,
+            "Content-Type": objects.content_type(key),
+            "Cache-Control": objects.cache_control(key),
             "Accept-Ranges": "bytes",
             "ETag": validators.etag,
             "Last-Modified": validators.last_modified,

@@ -25,6 +25,7 @@ import pytest
 from obstore.store import S3Store
 
 from mirror.cli import main
+from mirror.core import objects
 from mirror.core.negotiate import PageFormat
 from mirror.errors import EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_OK
 from mirror.serve.objects import ObjectServer
@@ -190,7 +191,7 @@ def test_files_are_immutable_and_ranges_work(server: BucketNginx | Serve, bucket
     whole = get(server.url, "/" + key)
     assert (whole.status, whole.body) == (200, data)
     assert whole.header("Cache-Control") == "max-age=31536000, public, immutable"
-    assert whole.header("Content-Type") == "application/octet-stream"
+    assert whole.header("Content-Type") == "application/zip" == objects.content_type(key)
     part = get(server.url, "/" + key, {"Range": "bytes=100-1123"})
     assert part.status == 206
     assert part.header("Content-Range") == f"bytes 100-1123/{len(data)}"
