@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import obstore  # noqa: E402
-from harness.measure import ChildResult, run_child, run_mirror  # noqa: E402
+from harness.measure import ChildResult  # noqa: E402
 from harness.paths import LOGS, WORK  # noqa: E402
 from harness.prepare import PYPI, find_python312, pypi_env  # noqa: E402
 from harness.upstream_proc import Expected, UpstreamProcess  # noqa: E402
@@ -195,7 +195,7 @@ def measure(
     log = LOGS / f"s3-{tool}-r{rnd}.log"
     env = {**os.environ, **s3.environ}
     up.stats()  # reset the counters
-    result: ChildResult = run_child(argv, log, env=env, timeout=timeout)
+    result = run_small(argv, log, env, timeout)
     stats = up.stats()
     files, metadata = count_objects(_store(s3, bucket), listed)
     failure = None
@@ -221,7 +221,7 @@ def measure(
 
 def sync_rounds(args: argparse.Namespace, s3: SeaweedFS, bandersnatch: Path) -> dict[str, Any]:
     runs: list[Run] = []
-    base = S3WORK / "runs"
+    base = args.workdir / "runs"
     shutil.rmtree(base, ignore_errors=True)
     upstream_args = ["--synthetic-projects", str(args.projects), "--files-per-project", str(args.files_per_project)]
     with UpstreamProcess(upstream_args, LOGS / "s3-upstream.log") as up:
@@ -301,7 +301,7 @@ async def _upload(store: S3Store, web: Path, concurrency: int = 64) -> int:
 
 
 def verify_big(args: argparse.Namespace, s3: SeaweedFS) -> dict[str, Any]:
-    where = S3WORK / "verify"
+    where = args.workdir / "verify"
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
     started = time.perf_counter()
@@ -323,19 +323,13 @@ def verify_big(args: argparse.Namespace, s3: SeaweedFS) -> dict[str, Any]:
         f'prefix = "{PREFIX}"\nendpoint-url = "{s3.endpoint}"\nregion = "us-east-1"\n'
     )
     rows: list[dict[str, Any]] = []
-    saved = dict(os.environ)
-    os.environ.update(s3.environ)  # run_mirror's child inherits the credentials
-    try:
-        for _ in range(args.verify_repeat):
-            for mode in ((), ("--hashes",)):
-                argv = [sys.executable, "-m", "mirror", "--quiet", "--config", str(config), "verify", *mode]
-                code, wall, rss, line = run_mirror(argv, ROOT)
-                label = " ".join(mode) or "(sizes)"
-                print(f"  verify {label:9} exit {code}  {wall:6.1f}s  peak RSS {rss:6.1f} MB  load {_load()}  | {line}")
-                rows.append({"mode": label, "exit_code": code, "wall": wall, "rss_mb": rss, "last_line": line})
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    for _ in range(args.verify_repeat):
+        for mode in ((), ("--hashes",)):
+            argv = [sys.executable, "-m", "mirror", "--quiet", "--config", str(config), "verify", *mode]
+            code, wall, rss, line = measure_small(argv, {**os.environ, **s3.environ})
+            label = " ".join(mode) or "(sizes)"
+            print(f"  verify {label:9} exit {code}  {wall:6.1f}s  peak RSS {rss:6.1f} MB  load {_load()}  | {line}")
+            rows.append({"mode": label, "exit_code": code, "wall": wall, "rss_mb": rss, "last_line": line})
     summary = {}
     for label in ("(sizes)", "--hashes"):
         mine = [r for r in rows if r["mode"] == label and r["exit_code"] == 0]
@@ -346,6 +340,40 @@ def verify_big(args: argparse.Namespace, s3: SeaweedFS) -> dict[str, Any]:
                 "runs": len(mine),
             }
     return {"objects": uploaded, "files": args.verify_objects, "runs": rows, "summary": summary}
+
+
+_MEASURE = """
+import dataclasses, json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from harness.measure import run_child, run_mirror
+if sys.argv[2] == "mirror":
+    print(json.dumps(run_mirror(json.loads(sys.argv[3]), Path(sys.argv[4]))))
+else:
+    result = run_child(json.loads(sys.argv[3]), Path(sys.argv[4]), timeout=float(sys.argv[5]))
+    print(json.dumps(dataclasses.asdict(result)))
+"""
+
+
+def measure_small(argv: list[str], env: dict[str, str]) -> tuple[int, float, float, str]:
+    """:func:`run_mirror` from a fresh, small interpreter.
+
+    Linux carries a process's peak RSS across fork and exec into the child's ``ru_maxrss``: spawned
+    from this process (which held the upload's bookkeeping), every child would report at least
+    this process's peak. A bare interpreter that imports only the harness is ~10 MB.
+    """
+    script = [sys.executable, "-c", _MEASURE, str(Path(__file__).parent), "mirror", json.dumps(argv), str(ROOT)]
+    out = subprocess.run(script, capture_output=True, text=True, env=env, check=True).stdout
+    code, wall, rss, line = json.loads(out)
+    return int(code), float(wall), float(rss), str(line)
+
+
+def run_small(argv: list[str], log: Path, env: dict[str, str], timeout: float) -> ChildResult:
+    """:func:`run_child` from a fresh, small interpreter (see :func:`measure_small`)."""
+    script = [sys.executable, "-c", _MEASURE, str(Path(__file__).parent), "child", json.dumps(argv), str(log)]
+    script.append(str(timeout))
+    out = subprocess.run(script, capture_output=True, text=True, env=env, check=True).stdout
+    return ChildResult(**json.loads(out))
 
 
 def _load() -> str:
@@ -365,13 +393,16 @@ def main() -> int:
     parser.add_argument("--verify-repeat", type=int, default=3)
     parser.add_argument("--skip-sync", action="store_true")
     parser.add_argument("--skip-verify", action="store_true")
+    parser.add_argument(
+        "--workdir", type=Path, default=S3WORK, help="SeaweedFS's data and the mirrors' state (default work/s3)"
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="write every raw number here")
     args = parser.parse_args()
     bandersnatch = ensure_bandersnatch_s3() if not args.skip_sync else Path()
-    shutil.rmtree(S3WORK / "weed", ignore_errors=True)
-    (S3WORK / "weed").mkdir(parents=True)
+    shutil.rmtree(args.workdir / "weed", ignore_errors=True)
+    (args.workdir / "weed").mkdir(parents=True)
     result: dict[str, Any] = {"cpus": os.cpu_count(), "load_before": os.getloadavg()}
-    with SeaweedFS(S3WORK / "weed") as s3:
+    with SeaweedFS(args.workdir / "weed") as s3:
         print(f"SeaweedFS at {s3.endpoint}; load average {_load()}", flush=True)
         if not args.skip_sync:
             result["sync"] = sync_rounds(args, s3, bandersnatch)
