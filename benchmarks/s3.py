@@ -192,7 +192,7 @@ def measure(
         config = bandersnatch_config(where, up.expected.url, s3, bucket, timeout)
         argv = [str(bandersnatch), "--config", str(config), "mirror"]
         listed = f"{PREFIX}/web/packages"
-    log = LOGS / f"s3-{tool}-r{rnd}.log"
+    log = LOGS / f"s3-{base.parent.name}-{tool}-r{rnd}.log"
     env = {**os.environ, **s3.environ}
     up.stats()  # reset the counters
     result = run_small(argv, log, env, timeout)
@@ -388,7 +388,7 @@ def main() -> int:
     )
     parser.add_argument("--projects", type=int, default=2000)
     parser.add_argument("--files-per-project", type=int, default=3)
-    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--timeout", type=float, default=5400, help="kill a sync after this many seconds")
     parser.add_argument("--verify-objects", type=int, default=100_000, help="distribution files of the verify mirror")
     parser.add_argument("--verify-repeat", type=int, default=3)
     parser.add_argument("--skip-sync", action="store_true")
