@@ -294,6 +294,11 @@ class S3Storage:
         self._on_change = on_change
         self._aborting: set[asyncio.Future[object]] = set()
 
+    @property
+    def store(self) -> S3Store:
+        """The obstore client on the bucket (and prefix): ``mirror serve`` reads through it."""
+        return self._store
+
     def _fault(self, exc: BaseException, path: str = "") -> EnvironmentFault:
         where = f"{self.where}/{path}" if path else self.where
         return EnvironmentFault(f"{where}: {_reason(exc)}")
