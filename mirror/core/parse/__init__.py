@@ -31,6 +31,7 @@ The root index can be huge (800,000 projects on PyPI), so :class:`IndexJsonParse
 """
 
 from mirror.core.parse._fields import MAX_ELEMENT_SIZE, Skipped, derive_versions, parse_serial
+from mirror.core.parse._root_runs import IndexBatch
 from mirror.core.parse.project_html import has_index_markers, parse_project_html
 from mirror.core.parse.project_json import parse_project_json
 from mirror.core.parse.root_html import IndexHtmlParser
@@ -38,6 +39,7 @@ from mirror.core.parse.root_json import IndexJsonParser
 
 __all__ = [
     "MAX_ELEMENT_SIZE",
+    "IndexBatch",
     "IndexHtmlParser",
     "IndexJsonParser",
     "Skipped",
