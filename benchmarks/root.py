@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 CHUNK = 1 << 20
@@ -100,6 +100,25 @@ def measure(kind: str, body_path: Path) -> dict[str, float]:
         }
 
 
+def report(names: int, rounds: int, kinds: Sequence[str], *, display: bool = False) -> list[dict[str, float | str]]:
+    """Measure each format ``rounds`` times; print the medians and return them (``run.py --workload root``)."""
+    header = f"{'format':6} {'names':>9} {'cpu s':>6} {'parse':>6} {'stage':>6} {'plan':>6} {'wall s':>7} {'RSS MB':>7}"
+    print(f"{header}  (medians of {rounds}; load average {os.getloadavg()[0]:.1f})")
+    results: list[dict[str, float | str]] = []
+    with tempfile.TemporaryDirectory(prefix="mirror-root-body-") as tmp:
+        for kind in kinds:
+            body = Path(tmp) / f"root.{kind}"
+            write_root(kind, names, body, display=display)
+            runs = [measure(kind, body) for _ in range(rounds)]
+            med = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+            print(
+                f"{kind:6} {int(med['count']):>9} {med['cpu']:>6.2f} {med['parse']:>6.2f} {med['stage']:>6.2f} "
+                f"{med['plan']:>6.2f} {med['wall']:>7.2f} {med['rss_mb']:>7.0f}"
+            )
+            results.append({"format": kind, **med})
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--names", type=int, default=1_000_000)
@@ -112,19 +131,7 @@ def main() -> int:
         child(args.child[0], Path(args.child[1]), Path(args.child[2]))
         return 0
     kinds = ["json", "html"] if args.format == "both" else [args.format]
-    header = f"{'format':6} {'names':>9} {'cpu s':>6} {'parse':>6} {'stage':>6} {'plan':>6} {'wall s':>7} {'RSS MB':>7}"
-    print(f"{header}  (medians of {args.rounds})")
-    with tempfile.TemporaryDirectory(prefix="mirror-root-body-") as tmp:
-        for kind in kinds:
-            body = Path(tmp) / f"root.{kind}"
-            write_root(kind, args.names, body, display=args.display_names)
-            runs = [measure(kind, body) for _ in range(args.rounds)]
-            med = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-            print(
-                f"{kind:6} {int(med['count']):>9} {med['cpu']:>6.2f} {med['parse']:>6.2f} {med['stage']:>6.2f} "
-                f"{med['plan']:>6.2f} "
-                f"{med['wall']:>7.2f} {med['rss_mb']:>7.0f}"
-            )
+    report(args.names, args.rounds, kinds, display=args.display_names)
     return 0
 
 
