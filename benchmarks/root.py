@@ -31,9 +31,10 @@ def write_root(kind: str, names: int, path: Path, *, display: bool = False) -> N
     """Written line by line: the measuring process must stay small (Linux keeps a peak RSS across fork and exec).
 
     ``display``: names as projects spell them (PyPI's root lists ``Django``, ``zope.interface``), which
-    the parser must normalize, instead of names already normalized.
+    the parser must normalize, instead of names already normalized; in the order of their normalized
+    forms either way.
     """
-    prefixes = ("Project-", "project_", "zope.Project.") if display else ("project-",)
+    prefixes = ("Project-", "project_", "PROJECT.") if display else ("project-",)
     with path.open("w") as out:
         if kind == "json":
             out.write(f'{{"meta": {{"api-version": "1.1", "_last-serial": {1000 + names}}}, "projects": [\n')

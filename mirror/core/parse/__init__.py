@@ -27,7 +27,9 @@ Conventions shared by both formats:
   of failing the page. Names, filenames, URLs, hashes and sizes stay strict.
 
 The root index can be huge (800,000 projects on PyPI), so :class:`IndexJsonParser` and
-:class:`IndexHtmlParser` parse it incrementally with bounded memory.
+:class:`IndexHtmlParser` parse it incrementally with bounded memory, and read runs of plainly
+written entries with regular expressions (``_root_runs``), falling back to the strict path for
+anything else; ``feed_batch`` hands the projects over as two lists, not an object each.
 """
 
 from mirror.core.parse._fields import MAX_ELEMENT_SIZE, Skipped, derive_versions, parse_serial
