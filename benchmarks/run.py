@@ -1,6 +1,6 @@
 """Benchmark ``mirror sync`` against ``bandersnatch mirror`` on the same local upstream.
 
-    /work/venv/bin/python benchmarks/run.py [--workload synthetic|bytes|all] [--repeat N] [--json OUT]
+    /work/venv/bin/python benchmarks/run.py [--workload synthetic|bytes|root|all] [--repeat N] [--json OUT]
 
 See benchmarks/README.md for what is measured and how to read the output.
 """
@@ -186,7 +186,7 @@ def _describe(expected: Expected) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="mirror vs bandersnatch on a local fake PyPI")
-    parser.add_argument("--workload", choices=("synthetic", "bytes", "all"), default="all")
+    parser.add_argument("--workload", choices=("synthetic", "bytes", "root", "all"), default="all")
     parser.add_argument("--repeat", type=int, default=3, metavar="N", help="rounds per tool (default 3)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write every raw number here")
     parser.add_argument(
@@ -221,8 +221,21 @@ def _machine(bandersnatch: Path, settings: Settings) -> dict[str, Any]:
     }
 
 
+def run_root(args: argparse.Namespace) -> int:
+    """The root index at PyPI scale (benchmarks/root.py): parse, stage and plan of 1,000,000 names,
+    JSON and HTML, ``--repeat`` rounds each; mirror alone (bandersnatch has no such step to compare)."""
+    import root
+
+    results = root.report(1_000_000, args.repeat, ("json", "html"))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"workloads": [{"name": "root", "results": results}]}, indent=2))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.workload == "root":
+        return run_root(args)
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # progress lines show up in a log file as they happen
     console = Console(width=None if sys.stdout.isatty() else 160)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from packaging.utils import NormalizedName
 
@@ -24,6 +24,9 @@ from mirror.core.models import IndexEntry
 from mirror.core.plan import Action, IndexChange, LocalFile, LocalProject
 from mirror.core.private import PrivateFile
 from mirror.errors import ConfigError, EnvironmentFault, LockHeld
+
+if TYPE_CHECKING:
+    from mirror.core.parse import IndexBatch
 
 SCHEMA_VERSION = "1"
 _SCHEMA = """
@@ -43,7 +46,7 @@ CREATE TABLE IF NOT EXISTS files (
     sha256 TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS files_project ON files (project);
-CREATE TABLE IF NOT EXISTS upstream (name TEXT PRIMARY KEY, serial INTEGER);
+CREATE TABLE IF NOT EXISTS upstream (name TEXT PRIMARY KEY, serial INTEGER) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS work (id INTEGER PRIMARY KEY, action TEXT NOT NULL, name TEXT NOT NULL, serial INTEGER);
 -- The airgap change log: the last change of every path ever published or deleted under web/.
 CREATE TABLE IF NOT EXISTS changes (
@@ -82,6 +85,15 @@ CREATE TABLE IF NOT EXISTS lazy (
 );
 CREATE INDEX IF NOT EXISTS lazy_project ON lazy (project);
 """
+_UPSTREAM_TABLE = "CREATE TABLE upstream (name TEXT PRIMARY KEY, serial INTEGER) WITHOUT ROWID"
+"""The staged listing: one B-tree keyed by name (a rowid table would keep a second one, its name index)."""
+_INSERT_UPSTREAM = "INSERT OR REPLACE INTO upstream (name, serial) VALUES (?, ?)"
+# Staging a million names row by row (executemany) costs a statement execution per row; one INSERT of
+# 500 rows binds the same values in a tenth of the calls: 1,000,000 rows took 0.6 s instead of 1.8 s.
+_VALUES_ROWS = 500
+_INSERT_NAME = "INSERT OR REPLACE INTO upstream (name, serial) VALUES (?, NULL)"
+_INSERT_NAMES_MANY = "INSERT OR REPLACE INTO upstream (name, serial) VALUES " + ",".join(["(?, NULL)"] * _VALUES_ROWS)  # noqa: S608
+_INSERT_UPSTREAM_MANY = "INSERT OR REPLACE INTO upstream (name, serial) VALUES " + ",".join(["(?, ?)"] * _VALUES_ROWS)  # noqa: S608
 # A crash loses at most one batch of bookkeeping (the next run re-derives it from the tree), and
 # the 2 s bound keeps a batch small when files are big; larger batches rewrite fewer B-tree pages.
 _BATCH_ROWS = 5000
@@ -180,25 +192,33 @@ class State:
 
     # -- the upstream listing and the work list -------------------------------------------------
 
-    def replace_upstream(self, entries: Iterable[IndexEntry]) -> int:
-        """Swap in a complete new upstream listing; later entries for a name win (it is one project)."""
+    def replace_upstream(self, batches: Iterable[IndexBatch]) -> int:
+        """Swap in a complete new upstream listing; a later entry for a name wins (it is one project)."""
         self.commit()
-        self._db.execute("DELETE FROM upstream")
+        # Recreated, not emptied: a state made before the table was WITHOUT ROWID gets the new form.
+        self._db.execute("DROP TABLE IF EXISTS upstream")
+        self._db.execute(_UPSTREAM_TABLE)
         count = 0
-        batch: list[tuple[str, int | None]] = []
-        for entry in entries:
-            batch.append((entry.name, entry.serial))
-            if len(batch) >= 5000:
-                count += self._insert_upstream(batch)
-        count += self._insert_upstream(batch)
+        values: list[str | int | None] = [None] * (2 * _VALUES_ROWS)
+        for batch in batches:
+            names, serials = batch.names, batch.serials
+            full = len(names) - len(names) % _VALUES_ROWS
+            if serials.count(None) == len(serials):
+                # No serials (an HTML root): names alone. sqlite3 binds None through its adapter
+                # lookup, which costs more than the insert (1,000,000 rows: 1.0 s instead of 0.5 s).
+                for start in range(0, full, _VALUES_ROWS):
+                    self._db.execute(_INSERT_NAMES_MANY, names[start : start + _VALUES_ROWS])
+                self._db.executemany(_INSERT_NAME, zip(names[full:]))
+            else:
+                for start in range(0, full, _VALUES_ROWS):
+                    # name, serial, name, serial, ...: interleaved by slice assignment, no tuple per row.
+                    values[0::2] = names[start : start + _VALUES_ROWS]
+                    values[1::2] = serials[start : start + _VALUES_ROWS]
+                    self._db.execute(_INSERT_UPSTREAM_MANY, values)
+                self._db.executemany(_INSERT_UPSTREAM, zip(names[full:], serials[full:], strict=True))
+            count += len(names)
         self.commit()
         return count
-
-    def _insert_upstream(self, batch: list[tuple[str, int | None]]) -> int:
-        self._db.executemany("INSERT OR REPLACE INTO upstream (name, serial) VALUES (?, ?)", batch)
-        done = len(batch)
-        batch.clear()
-        return done
 
     def iter_upstream(self) -> Iterator[IndexEntry]:
         for name, serial in self._db.execute("SELECT name, serial FROM upstream ORDER BY name"):
@@ -215,6 +235,29 @@ class State:
         self._db.execute("DELETE FROM work")
         rows = ((c.action.value, c.name, c.serial) for c in changes)
         self._db.executemany("INSERT INTO work (action, name, serial) VALUES (?, ?, ?)", rows)
+        self.commit()
+
+    def plan_work(self, *, recheck_all: bool = False, deletions_only: bool = False) -> None:
+        """:func:`mirror.core.plan.plan_index` of the whole staged listing against every local project,
+        stored as :meth:`store_work` would: the same rows, planned by SQLite in one pass (no Python
+        object per project). ``recheck_all`` plans as if no local serial were known (a forced check);
+        ``deletions_only`` stores only the deletions (a resolving run queues its syncs itself).
+
+        A project is synced when it is new, when the upstream gives no serial, when its last sync did
+        not complete (unpublished, or no serial), or when its serial moved; deleted when unlisted.
+        """
+        self._db.execute("DELETE FROM work")
+        if not deletions_only:
+            self._db.execute(
+                "INSERT INTO work (action, name, serial) SELECT 'sync', u.name, u.serial FROM upstream u "
+                "LEFT JOIN projects p ON p.name = u.name WHERE ? OR p.name IS NULL OR u.serial IS NULL "
+                "OR NOT p.published OR p.serial IS NULL OR u.serial > p.serial ORDER BY u.name",
+                (recheck_all,),
+            )
+        self._db.execute(
+            "INSERT INTO work (action, name, serial) SELECT 'delete', p.name, NULL FROM projects p "
+            "WHERE NOT EXISTS (SELECT 1 FROM upstream u WHERE u.name = p.name) ORDER BY p.name"
+        )
         self.commit()
 
     def queue_deletions(self, names: Iterable[str]) -> None:

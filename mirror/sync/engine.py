@@ -28,7 +28,7 @@ from mirror._progress import Reporter
 from mirror._state import State
 from mirror._stateloss import check_root, remember_root
 from mirror.core import layout, parse, render
-from mirror.core.filters import FilterChain
+from mirror.core.filters import FilterChain, ProjectFilter
 from mirror.core.models import IndexEntry, IndexMeta, ProjectPage
 from mirror.core.plan import (
     Action,
@@ -162,9 +162,8 @@ class Syncer:
         totals = self.state.totals()
         self._budget = DeletionBudget(totals.files, totals.bytes, self.config.max_delete_fraction)
         resolving = self.filters.dependency_roots() is not None and await self._resolve()
-        changes = plan_index(self._upstream_entries(), self._local_entries())
         self._report_unlisted()
-        self.state.store_work(c for c in changes if not resolving or c.action is Action.DELETE)
+        self._plan_index(resolving)
         syncs, deletes = self.state.count_work(Action.SYNC), self.state.count_work(Action.DELETE)
         self.report.planned += syncs
         if not self.options.projects and not self.direct:
@@ -229,6 +228,26 @@ class Syncer:
                 self.filters.fingerprint(),
             )
         )
+
+    def _plan_index(self, resolving: bool) -> None:
+        """Plan the run into the work table (a resolving run queues only the deletions here).
+
+        When every listed and every local project takes part as it is (no names on the command line,
+        no project filter, no recheck due: the common case, a million names) SQLite plans it in one
+        pass; otherwise the Python merge sees each name through the run's filters.
+        """
+        whole = (
+            not self.direct
+            and self._wanted_names() is None
+            and not self.replan
+            and not any(isinstance(plugin, ProjectFilter) for plugin in self.filters.plugins)
+        )
+        if whole:
+            recheck_all = self.options.force_check or self.filters_changed()
+            self.state.plan_work(recheck_all=recheck_all, deletions_only=resolving)
+            return
+        changes = plan_index(self._upstream_entries(), self._local_entries())
+        self.state.store_work(c for c in changes if not resolving or c.action is Action.DELETE)
 
     def _upstream_entries(self) -> Iterator[IndexEntry]:
         if self.direct:
@@ -431,22 +450,22 @@ class Syncer:
         parser: parse.IndexJsonParser | parse.IndexHtmlParser = (
             parse.IndexJsonParser() if page.format == "json" else parse.IndexHtmlParser()
         )
-        first: list[IndexEntry] = []
+        first: list[int | None] = []  # the first project's serial
 
-        def entries() -> Iterator[IndexEntry]:
+        def batches() -> Iterator[parse.IndexBatch]:
             for chunk in _read_chunks(cache):
-                for entry in parser.feed(chunk):
-                    if not first:
-                        first.append(entry)
-                    yield entry
+                batch = parser.feed_batch(chunk)
+                if batch.serials and not first:
+                    first.append(batch.serials[0])
+                yield batch
 
         try:
-            count = self.state.replace_upstream(entries())
+            count = self.state.replace_upstream(batches())
             meta = parser.close()
         except UpstreamError as exc:
             raise UpstreamUnreachable(f"the upstream index is unusable: {exc}") from None
         # An index either gives every project a serial (PyPI, mirrors) or none (pypiserver, static trees).
-        self.state.set_meta("serials", "1" if first and first[0].serial is not None else "0")
+        self.state.set_meta("serials", "1" if first and first[0] is not None else "0")
         self.reporter.info(f"upstream lists {count} projects" + (f" at serial {page.serial}" if page.serial else ""))
         for line in parser.dropped.lines():
             self.reporter.detail(f"left out of the upstream index: {line}")

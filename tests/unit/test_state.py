@@ -32,22 +32,33 @@ def test_staging_and_planning_200k_projects_keeps_memory_flat(tmp_path: Path) ->
     state.publish_project("zz-gone", 1, None, None)
     state.commit()
 
-    def entries() -> Iterator[IndexEntry]:
+    def batches() -> Iterator[parse.IndexBatch]:
         parser = parse.IndexJsonParser()
         for start in range(0, len(body), 1 << 16):
-            yield from parser.feed(body[start : start + (1 << 16)])
+            yield parser.feed_batch(body[start : start + (1 << 16)])
         parser.close()
 
     tracemalloc.start()
-    assert state.replace_upstream(entries()) == count
-    state.store_work(plan_index(state.iter_upstream(), state.iter_local()))
+    assert state.replace_upstream(batches()) == count
+    state.plan_work()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     # The document alone is ~9 MB; a list of 200k entries would be far more than this bound.
     assert peak < 8 * 2**20, f"peak Python allocations {peak / 2**20:.1f} MiB"
     assert state.count_work(Action.DELETE) == 1
     assert state.count_work(Action.SYNC) == count // 2 + count // 4
+    planned_by_sql = work_rows(state)
+    tracemalloc.start()
+    state.store_work(plan_index(state.iter_upstream(), state.iter_local()))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 8 * 2**20, f"peak Python allocations {peak / 2**20:.1f} MiB"
+    assert work_rows(state) == planned_by_sql
     state.close()
+
+
+def work_rows(state: State) -> dict[Action, list[tuple[str, int | None]]]:
+    return {action: [(c.name, c.serial) for c in state.iter_work(action)] for action in Action}
 
 
 def test_files_and_projects_round_trip(tmp_path: Path) -> None:

@@ -27,10 +27,13 @@ Conventions shared by both formats:
   of failing the page. Names, filenames, URLs, hashes and sizes stay strict.
 
 The root index can be huge (800,000 projects on PyPI), so :class:`IndexJsonParser` and
-:class:`IndexHtmlParser` parse it incrementally with bounded memory.
+:class:`IndexHtmlParser` parse it incrementally with bounded memory, and read runs of plainly
+written entries with regular expressions (``_root_runs``), falling back to the strict path for
+anything else; ``feed_batch`` hands the projects over as two lists, not an object each.
 """
 
 from mirror.core.parse._fields import MAX_ELEMENT_SIZE, Skipped, derive_versions, parse_serial
+from mirror.core.parse._root_runs import IndexBatch
 from mirror.core.parse.project_html import has_index_markers, parse_project_html
 from mirror.core.parse.project_json import parse_project_json
 from mirror.core.parse.root_html import IndexHtmlParser
@@ -38,6 +41,7 @@ from mirror.core.parse.root_json import IndexJsonParser
 
 __all__ = [
     "MAX_ELEMENT_SIZE",
+    "IndexBatch",
     "IndexHtmlParser",
     "IndexJsonParser",
     "Skipped",

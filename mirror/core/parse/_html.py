@@ -85,9 +85,25 @@ class _SimpleHTML(HTMLParser):
             self._on_anchor(attrs, text)
 
     def feed_checked(self, text: str) -> None:
+        self.feed_part(text)
+        self.check_unterminated()
+
+    def feed_part(self, text: str) -> None:
+        """Feed a piece of a chunk; the caller checks :meth:`check_unterminated` once the chunk is in."""
         _guard(lambda: self.feed(text))
+
+    def check_unterminated(self) -> None:
         if len(self.rawdata) > MAX_ELEMENT_SIZE:
             raise _Invalid("unterminated markup larger than 1 MiB")
+
+    @property
+    def idle(self) -> bool:
+        """Between elements: nothing buffered, no anchor open, not inside raw text (``<script>``, ...).
+
+        Markup that starts here is read exactly as if the document started here, so a caller may read
+        it by other means and feed what follows.
+        """
+        return not self.rawdata and self.cdata_elem is None and self._anchor is None
 
     def finish(self) -> None:
         _guard(self.close)

@@ -14,6 +14,7 @@ from mirror.core.parse._fields import (
     _short,
 )
 from mirror.core.parse._html import Attrs, _html_api_version, _SimpleHTML
+from mirror.core.parse._root_runs import HTML_ANCHOR_START, HTML_NAMES_RE, HTML_RUN_RE, IndexBatch, normalize_names
 from mirror.errors import UpstreamError
 
 # Distribution file names (PEP 527 and the legacy formats a directory of them may hold).
@@ -33,7 +34,7 @@ class IndexHtmlParser:
 
     def __init__(self) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8-sig")()
-        self._pending: list[IndexEntry] = []
+        self._pending = IndexBatch()
         self.skipped = Skipped()
         self.dropped = Skipped()
         """Fields of the page itself it could not use and left out (an unreadable api version)."""
@@ -46,17 +47,53 @@ class IndexHtmlParser:
 
     def feed(self, chunk: bytes) -> list[IndexEntry]:
         """Consume the next chunk; return the projects it completed."""
+        return [IndexEntry(name) for name in self.feed_batch(chunk).names]
+
+    def feed_batch(self, chunk: bytes) -> IndexBatch:
+        """:meth:`feed`, as two lists (names, serials: all None): no object per project."""
         self._check_usable()
         try:
             text = self._utf8.decode(chunk)
         except UnicodeDecodeError as exc:
             raise self._fail(f"not UTF-8 ({exc.reason})") from None
         try:
-            self._parser.feed_checked(text)
+            self._feed_text(text)
+            self._parser.check_unterminated()
         except _Invalid as exc:
             raise self._fail(str(exc)) from None
-        out, self._pending = self._pending, []
+        out, self._pending = self._pending, IndexBatch()
         return out
+
+    def _feed_text(self, text: str) -> None:
+        """Runs of plain anchors (see ``_root_runs``) are read at once; the rest goes to the HTML parser.
+
+        A run is only read where the HTML parser is idle (between elements, outside comments and raw
+        text), so everything around it is tokenized exactly as a whole-chunk feed would. Once the parser
+        is inside something the chunk's rest goes to it whole: never many small feeds onto a large buffer.
+        """
+        parser = self._parser
+        pos, n = 0, len(text)
+        while pos < n:
+            start = text.find(HTML_ANCHOR_START, pos)
+            if start < 0:
+                parser.feed_part(text[pos:])
+                return
+            if start > pos:
+                parser.feed_part(text[pos:start])
+            if not parser.idle:
+                parser.feed_part(text[start:])
+                return
+            run = HTML_RUN_RE.match(text, start)
+            if run is None:  # an anchor the fast path cannot read: the parser reads it
+                after = text.find(HTML_ANCHOR_START, start + 1)
+                pos = n if after < 0 else after
+                parser.feed_part(text[start:pos])
+                continue
+            names = HTML_NAMES_RE.findall(text, start, run.end())
+            self._anchors += len(names)
+            self._pending.names += normalize_names(names)
+            self._pending.serials += [None] * len(names)
+            pos = run.end()
 
     def close(self) -> IndexMeta:
         """End of input: raise UpstreamError if the document is truncated or invalid."""
@@ -68,7 +105,7 @@ class IndexHtmlParser:
             raise self._fail("document ends inside a UTF-8 sequence") from None
         try:
             self._parser.finish()
-            if self._pending or not self._parser.ended:
+            if len(self._pending) or not self._parser.ended:
                 raise _Invalid("document ends early (no </body> or </html>)")
             if self._file_links and self._file_links * 2 >= self._anchors:
                 raise _Invalid(
@@ -110,6 +147,6 @@ class IndexHtmlParser:
         if not name:
             return
         try:
-            self._pending.append(IndexEntry(name=_normalize(name, "project name")))
+            self._pending.add(_normalize(name, "project name"), None)
         except _Invalid as exc:
             self.skipped.note(str(exc))

@@ -25,6 +25,14 @@ from mirror.core.parse._fields import (
     _serial,
     _short,
 )
+from mirror.core.parse._root_runs import (
+    JSON_NAME_RUN_RE,
+    JSON_NAMES_RE,
+    JSON_SERIAL_RUN_RE,
+    JSON_SERIALS_RE,
+    IndexBatch,
+    normalize_names,
+)
 from mirror.errors import UpstreamError
 
 _WS_RE: Final = re.compile(r"[ \t\n\r]*")
@@ -83,13 +91,18 @@ class IndexJsonParser:
 
     def feed(self, chunk: bytes) -> list[IndexEntry]:
         """Consume the next chunk; return the projects it completed."""
+        batch = self.feed_batch(chunk)
+        return [IndexEntry(name, serial) for name, serial in zip(batch.names, batch.serials, strict=True)]
+
+    def feed_batch(self, chunk: bytes) -> IndexBatch:
+        """:meth:`feed`, as two lists (names, serials): no object per project (a root lists a million)."""
         self._check_usable()
         try:
             text = self._utf8.decode(chunk)
         except UnicodeDecodeError as exc:
             raise self._fail(f"not UTF-8 ({exc.reason})") from None
         self._buf = self._buf + text if self._buf else text
-        out: list[IndexEntry] = []
+        out = IndexBatch()
         try:
             self._run(out)
         except _Invalid as exc:
@@ -124,7 +137,7 @@ class IndexJsonParser:
         self._error = UpstreamError(f"invalid JSON root index: {message}")
         return self._error
 
-    def _run(self, out: list[IndexEntry]) -> None:
+    def _run(self, out: IndexBatch) -> None:
         buf = self._buf
         n = len(buf)
         pos = 0
@@ -137,6 +150,12 @@ class IndexJsonParser:
                 char = buf[pos]
                 state = self._state
                 if state == _ITEM or (state == _FIRST_ITEM and char != "]"):
+                    if char == "{" and self._scan is None:
+                        end = self._take_run(buf, pos, out)
+                        if end > pos:
+                            pos = end
+                            self._state = _AFTER_ITEM
+                            continue
                     if char != "{":
                         where = self._at(pos)
                         raise _Invalid(f"projects[{self._items}] must be an object at character {where}")
@@ -146,7 +165,7 @@ class IndexJsonParser:
                     value, pos = taken
                     try:
                         entry = cast("dict[str, object]", value)  # '{' decoded
-                        out.append(_index_entry(entry, self._items, self.dropped))
+                        out.add(*_index_row(entry, self._items, self.dropped))
                     except _Invalid as exc:
                         self.skipped.note(str(exc))
                     self._items += 1
@@ -196,6 +215,24 @@ class IndexJsonParser:
         finally:
             self._buf = buf[pos:]
             self._offset += pos
+
+    def _take_run(self, buf: str, start: int, out: IndexBatch) -> int:
+        """Read the run of plain projects at ``start`` (see ``_root_runs``); where it ends (``start``: none)."""
+        with_serials = JSON_SERIAL_RUN_RE.match(buf, start)
+        run = with_serials or JSON_NAME_RUN_RE.match(buf, start)
+        if run is None:
+            return start
+        end = run.end()
+        names = normalize_names(JSON_NAMES_RE.findall(buf, start, end))
+        out.names += names
+        if with_serials is not None:
+            out.serials += map(int, JSON_SERIALS_RE.findall(buf, start, end))
+        else:
+            out.serials += [None] * len(names)
+        if len(out.serials) != len(out.names):  # cannot happen: each entry of the run holds one of each
+            raise RuntimeError("root index run: names and serials differ in number")
+        self._items += len(names)
+        return end
 
     def _at(self, pos: int) -> int:
         return self._offset + pos
@@ -290,7 +327,7 @@ def _index_meta(value: object, dropped: Skipped) -> IndexMeta:
     )
 
 
-def _index_entry(value: dict[str, object], index: int, dropped: Skipped) -> IndexEntry:
+def _index_row(value: dict[str, object], index: int, dropped: Skipped) -> tuple[NormalizedName, int | None]:
     name = value.get("name")
     serial = value.get("_last-serial")
     # Fast path for the common case (800,000 times on PyPI): already normalized, plain serial.
@@ -298,4 +335,4 @@ def _index_entry(value: dict[str, object], index: int, dropped: Skipped) -> Inde
         name = _normalize(name, f"projects[{index}].name")
     if type(serial) is not int or not 0 <= serial <= _MAX_SERIAL:
         serial = _serial(serial, f"projects[{index}]._last-serial", dropped)
-    return IndexEntry(name=NormalizedName(name), serial=serial)
+    return NormalizedName(name), serial
