@@ -191,7 +191,7 @@ def run_workload(console: Console, workload: Workload, tools: Sequence[Tool], se
         "summaries": summaries,
         "ratios": ratios,
         "floor_ratios": floor_ratios,
-        "floor_target": workload.floor_target or 0.0,
+        "floor_target": workload.floor_target,
         "runs": runs,
     }
 
