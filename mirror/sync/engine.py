@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -83,6 +84,8 @@ _NOT_AN_INDEX_STREAK = 10
 # request, often a 304, tells the serials of all), and the pages go direct when the root is large
 # (PyPI's: up to ~1200 wanted projects).
 ROOT_BYTES_PER_PAGE = 32 * 1024
+# A project name that is one plain path segment (what layout.project_name lets through).
+_PLAIN_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?")
 # A page that 404s in a direct run is asked for once more after this long before its project goes.
 _GONE_RECHECK_SECONDS = 1.0
 
@@ -563,7 +566,7 @@ class Syncer:
         None if not modified: a 304, or (for upstreams without validators) the very body the
         published pages were made from, with the same filters.
         """
-        url = urljoin(self.config.require_upstream(), f"{name}/")
+        url = self._page_url(name)
         known = self.state.project(name)
         conditional = promised is None and known is not None and not self._must_refetch(name)
         etag, modified = (known[1], known[2]) if conditional and known else (None, None)
@@ -588,6 +591,13 @@ class Syncer:
         raise StalePage(
             f"{name}: upstream page is at serial {serial}, the index promised {promised}; retrying next run"
         )
+
+    def _page_url(self, name: NormalizedName) -> str:
+        upstream = self.config.require_upstream()
+        # What urljoin gives for a plain name under a plain base, without its parsing (2% of a page's CPU).
+        if _PLAIN_NAME.fullmatch(name) and upstream.endswith("/") and "?" not in upstream and "#" not in upstream:
+            return f"{upstream}{name}/"
+        return urljoin(upstream, f"{name}/")
 
     async def _get(self, url: str, etag: str | None, modified: str | None, name: str, *, recheck: bool) -> Page:
         try:
