@@ -135,9 +135,8 @@ class Reply(Protocol):
     @property
     def status_code(self) -> int: ...
 
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """Case-insensitive."""
+    def header(self, name: str) -> str | None:
+        """Every value of the header ``name`` (case-insensitive), joined by ", " as httpx joins them; None if absent."""
 
     @property
     def url(self) -> str:
@@ -156,12 +155,15 @@ class Client(Protocol):
 
 
 class _HttpxReply:
-    __slots__ = ("_response", "headers", "status_code")
+    __slots__ = ("_response", "status_code")
 
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
         self.status_code = response.status_code
-        self.headers: Mapping[str, str] = response.headers
+
+    def header(self, name: str) -> str | None:
+        value: str | None = self._response.headers.get(name)
+        return value
 
     @property
     def url(self) -> str:
@@ -198,12 +200,16 @@ class _HttpxClient:
 
 
 class _AiohttpReply:
-    __slots__ = ("_response", "headers", "status_code")
+    __slots__ = ("_response", "status_code")
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
         self.status_code = response.status
-        self.headers: Mapping[str, str] = response.headers
+
+    def header(self, name: str) -> str | None:
+        # A repeated header (two Content-Encodings: a body encoded twice) reads as httpx read it.
+        values = self._response.headers.getall(name, ())
+        return ", ".join(values) if values else None
 
     @property
     def url(self) -> str:
@@ -355,7 +361,7 @@ class Upstream:
                     _raise_for_status(response)
                 if not 200 <= response.status_code < 300:
                     return None, None
-                declared = response.headers.get("content-length", "")
+                declared = response.header("content-length") or ""
                 try:
                     kind: str | None = _page_format(response)
                 except UpstreamError:
@@ -390,7 +396,7 @@ class Upstream:
             return Page(str(response.url), await read(response), kind, *meta)
 
     async def _read_bounded(self, response: Reply, limit: int) -> bytes:
-        declared = response.headers.get("content-length")
+        declared = response.header("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise UpstreamError(f"{response.url}: page of {int(declared)} bytes exceeds the {limit // 2**20} MB limit")
         # One growing buffer whose bytes getvalue() hands over without a copy: a list of chunks
@@ -453,7 +459,7 @@ class Upstream:
 
 async def _stream(response: Reply) -> AsyncIterator[bytes]:
     """The decoded body, in pieces of at most ``_READ_SIZE`` (see :mod:`mirror._decoding`)."""
-    decoder = BoundedDecoder(response.headers.get("content-encoding", ""), _READ_SIZE)
+    decoder = BoundedDecoder(response.header("content-encoding") or "", _READ_SIZE)
     try:
         async for chunk in response.aiter_raw():
             for piece in decoder.decode(chunk):
@@ -511,7 +517,7 @@ def _raise_for_status(response: Reply) -> None:
 
 
 def _retry_after(response: Reply) -> float | None:
-    value = response.headers.get("retry-after")
+    value = response.header("retry-after")
     if value is None:
         return None
     if value.strip().isdigit():
@@ -544,14 +550,14 @@ def _page_headers(etag: str | None, last_modified: str | None) -> dict[str, str]
 
 def _page_meta(response: Reply) -> tuple[int | None, str | None, str | None]:
     return (
-        parse_serial(response.headers.get("x-pypi-last-serial")),
-        response.headers.get("etag"),
-        response.headers.get("last-modified"),
+        parse_serial(response.header("x-pypi-last-serial")),
+        response.header("etag"),
+        response.header("last-modified"),
     )
 
 
 def _page_format(response: Reply) -> str:
-    content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    content_type = (response.header("content-type") or "").split(";", 1)[0].strip().lower()
     if content_type in JSON_TYPES:
         return "json"
     if content_type in HTML_TYPES:
