@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.measure import ChildResult, TreeCount, count_packages, run_child
-from harness.paths import LOGS, RUNS
+from harness.paths import LOGS, RUNS, default_floor
 from harness.prepare import BANDERSNATCH_VERSION, ensure_bandersnatch, ensure_wheels
 from harness.report import Ratios, Run, print_workload, summarize, to_json
-from harness.tools import Tool, bandersnatch_tool, mirror_tool
+from harness.tools import Tool, bandersnatch_tool, floor_tool, mirror_tool
 from harness.upstream_proc import Expected, UpstreamProcess
 from rich.console import Console
 
@@ -42,15 +42,21 @@ class Workload:
     name: str
     upstream_args: list[str]
     target: float
-    """The wall-time ratio mirror/bandersnatch to stay under."""
+    """The wall-time ratio mirror/bandersnatch to stay under (issue 14's targets)."""
+    floor_target: float | None = None
+    """The wall-time ratio mirror/floor to stay under, where the issue sets one."""
 
 
 def _workloads(args: argparse.Namespace) -> list[Workload]:
-    chosen = ("synthetic", "bytes") if args.workload == "all" else (args.workload,)
+    chosen = ("synthetic", "pages", "bytes") if args.workload == "all" else (args.workload,)
     workloads = []
     if "synthetic" in chosen:
         synthetic = ["--synthetic-projects", str(args.projects), "--files-per-project", str(args.files_per_project)]
-        workloads.append(Workload("synthetic", synthetic, 0.5))
+        workloads.append(Workload("synthetic", synthetic, 0.35, 1.2))
+    if "pages" in chosen:
+        for count in (int(n) for n in args.pages_projects.split(",")):
+            # Project pages only: every request is a page, every page is published (the per-page cost).
+            workloads.append(Workload(f"pages-{count // 1000}k", ["--empty-projects", str(count)], 0.3))
     if "bytes" in chosen:
         workloads.append(Workload("bytes", ["--wheels-dir", str(ensure_wheels())], 1.0))
     return workloads
@@ -106,11 +112,11 @@ def measure_tool(tool: Tool, up: UpstreamProcess, workload: str, rnd: int, setti
     up.stats()  # reset the counters
     first = _timed(tool, config, log.with_suffix(".sync.log"), timeout)
     stats = up.stats()
-    tree = count_packages(target / "web" / "packages")
+    tree = count_packages(tool.packages(target))
     failure = _failure(first, tree, up.expected, log.with_suffix(".sync.log"))
     counts = {"files": tree.files, "metadata": tree.metadata}
     runs = [_record(tool, rnd, "sync", first, stats, failure=failure, **counts)]
-    if failure is None:
+    if failure is None and tool.has_noop:
         again = _timed(tool, config, log.with_suffix(".noop.log"), timeout)
         stats = up.stats()
         failure = _failure(again, None, up.expected, log.with_suffix(".noop.log"))
@@ -162,13 +168,21 @@ def run_workload(console: Console, workload: Workload, tools: Sequence[Tool], se
                     _progress(console, run)
                     runs.append(run)
     summaries = [summarize(t.label, t.family, t.workers, runs) for t in tools]
-    theirs = next(s for s in summaries if s.family == "bandersnatch")
     mine = [s for s in summaries if s.family == "mirror"]
-    ratios = [Ratios.of(s, theirs) for s in mine]
     timed = [s for s in mine if s.wall is not None]
     best = min(timed, key=lambda s: s.wall or 0.0, default=None)
-    if best is not None and len(mine) > 1:
-        ratios.append(Ratios.of(best, theirs, label=f"best: {best.tool}"))
+
+    def versus(reference: str) -> list[Ratios]:
+        theirs = next((s for s in summaries if s.family == reference), None)
+        if theirs is None:
+            return []
+        ratios = [Ratios.of(s, theirs) for s in mine]
+        if best is not None and len(mine) > 1:
+            ratios.append(Ratios.of(best, theirs, label=f"best: {best.tool}"))
+        return ratios
+
+    ratios = versus("bandersnatch")
+    floor_ratios = versus("floor")
     return {
         "name": workload.name,
         "description": _describe(expected),
@@ -176,6 +190,8 @@ def run_workload(console: Console, workload: Workload, tools: Sequence[Tool], se
         "target": workload.target,
         "summaries": summaries,
         "ratios": ratios,
+        "floor_ratios": floor_ratios,
+        "floor_target": workload.floor_target,
         "runs": runs,
     }
 
@@ -186,7 +202,7 @@ def _describe(expected: Expected) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="mirror vs bandersnatch on a local fake PyPI")
-    parser.add_argument("--workload", choices=("synthetic", "bytes", "root", "all"), default="all")
+    parser.add_argument("--workload", choices=("synthetic", "pages", "bytes", "root", "all"), default="all")
     parser.add_argument("--repeat", type=int, default=3, metavar="N", help="rounds per tool (default 3)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write every raw number here")
     parser.add_argument(
@@ -197,7 +213,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--projects", type=int, default=2000, help="synthetic projects (default 2000)")
     parser.add_argument("--files-per-project", type=int, default=3, help="synthetic files each (default 3)")
+    parser.add_argument(
+        "--pages-projects",
+        default="10000,50000",
+        metavar="LIST",
+        help="sizes of the pages-only workload: projects with a page and no files (default 10000,50000)",
+    )
     parser.add_argument("--bandersnatch", type=Path, metavar="PATH", help="use this bandersnatch script")
+    parser.add_argument(
+        "--floor",
+        type=Path,
+        metavar="PATH",
+        default=default_floor(),
+        help="shared/floor.py, run with --layout beside the tools in every round (default: ../shared/floor.py)",
+    )
+    parser.add_argument("--no-floor", action="store_true", help="leave the floor out")
     parser.add_argument("--timeout", type=float, default=1800, help="kill a tool run after this many seconds")
     parser.add_argument(
         "--runs-dir",
@@ -242,6 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     bandersnatch = args.bandersnatch or ensure_bandersnatch()
     workers = [int(w) for w in args.mirror_workers.split(",")]
     tools = [mirror_tool(w) for w in workers] + [bandersnatch_tool(bandersnatch)]
+    if not args.no_floor:
+        if args.floor is None or not args.floor.is_file():
+            console.print(f"[red]no floor.py at {args.floor} (give --floor PATH or --no-floor)[/red]")
+            return 2
+        tools.append(floor_tool(args.floor.resolve()))
     settings = Settings(args.repeat, args.timeout, args.runs_dir.resolve())
     _clear_runs(console, settings.runs_dir)
     try:

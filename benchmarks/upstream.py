@@ -132,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--files-per-project", type=int, default=3, metavar="K")
     parser.add_argument("--payload-size", type=int, default=0, metavar="BYTES")
     parser.add_argument("--wheels-dir", type=Path)
+    parser.add_argument(
+        "--empty-projects", type=int, default=0, metavar="N", help="N more projects with one release and no files"
+    )
     return parser
 
 
@@ -140,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     up = FakePyPI(record_requests=True)
     counts = publish(up, synthetic_uploads(args.synthetic_projects, args.files_per_project, args.payload_size))
+    for i in range(args.empty_projects):
+        # A page without files: the pages-only workload measures the per-page cost alone.
+        up.add_release(f"empty-{i:06d}", "1.0", files=[])
     if args.wheels_dir is not None:
         more = publish(up, directory_uploads(args.wheels_dir))
         counts = {key: counts[key] + more[key] for key in counts}

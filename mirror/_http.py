@@ -14,11 +14,12 @@ import io
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+import aiohttp
 import anyio
 import httpx
 from tenacity import (
@@ -49,6 +50,7 @@ _MAX_RETRY_AFTER = 300.0
 _FIRST_BACKOFF = 0.25
 # The most a body read returns at once (less when less has arrived).
 _READ_SIZE = 1 << 18
+_MAX_REDIRECTS = 5
 T = TypeVar("T")
 
 
@@ -127,38 +129,179 @@ class _Client(httpx.AsyncClient):
         pass
 
 
-def make_client(config: Config) -> httpx.AsyncClient:
-    timeout = httpx.Timeout(config.timeout)
-    limits = httpx.Limits(max_connections=config.workers, max_keepalive_connections=config.workers)
+class Reply(Protocol):
+    """What the upstream answered, whichever client asked: status, headers, the final URL, the raw body."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    def header(self, name: str) -> str | None:
+        """Every value of the header ``name`` (case-insensitive), joined by ", " as httpx joins them; None if absent."""
+
+    @property
+    def url(self) -> str:
+        """After redirects."""
+
+    def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body as sent (still content-encoded), in pieces of at most ``_READ_SIZE``."""
+
+
+class Client(Protocol):
+    """One shared connection pool; ``stream`` raises TransientError or UpstreamError, nothing else of its own."""
+
+    def stream(self, method: str, url: str, headers: Mapping[str, str]) -> AbstractAsyncContextManager[Reply]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _HttpxReply:
+    __slots__ = ("_response", "status_code")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status_code = response.status_code
+
+    def header(self, name: str) -> str | None:
+        value: str | None = self._response.headers.get(name)
+        return value
+
+    @property
+    def url(self) -> str:
+        return str(self._response.url)
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.aiter_raw():
+                yield chunk
+        except httpx.TransportError as exc:
+            raise TransientError(f"{self.url}: {type(exc).__name__} while reading: {exc}") from exc
+
+
+class _HttpxClient:
+    """httpx with its own transport: for ``http2 = true``, where multiplexing matters more than CPU."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    @asynccontextmanager
+    async def stream(self, method: str, url: str, headers: Mapping[str, str]) -> AsyncIterator[Reply]:
+        try:
+            async with self._client.stream(method, url, headers=headers) as response:
+                yield _HttpxReply(response)
+        except httpx.TooManyRedirects:
+            raise UpstreamError(f"{url}: too many redirects") from None
+        except httpx.UnsupportedProtocol as exc:
+            raise UpstreamError(f"{url}: unsupported URL ({exc})") from None
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            raise TransientError(f"{url}: {type(exc).__name__}: {str(exc) or 'connection failed'}") from exc
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _AiohttpReply:
+    __slots__ = ("_response", "status_code")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status_code = response.status
+
+    def header(self, name: str) -> str | None:
+        # A repeated header (two Content-Encodings: a body encoded twice) reads as httpx read it.
+        values = self._response.headers.getall(name, ())
+        return ", ".join(values) if values else None
+
+    @property
+    def url(self) -> str:
+        return str(self._response.url)
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_chunked(_READ_SIZE):
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransientError(f"{self.url}: {_aiohttp_error(exc)} while reading: {exc}") from exc
+
+
+class _AiohttpClient:
+    """aiohttp's client, called directly.
+
+    httpx over the aiohttp transport spent as much CPU above the transport (building and merging
+    the request, its URL and headers, the response wrappers) as aiohttp spent below it: about a
+    third of the pages-only profile (benchmarks/README.md). The behaviour is the one that pair had:
+    the same timeouts, pool, TLS context, redirect limit, and no decoding here (mirror._decoding).
+    """
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    @asynccontextmanager
+    async def stream(self, method: str, url: str, headers: Mapping[str, str]) -> AsyncIterator[Reply]:
+        try:
+            async with self._session.request(method, url, headers=headers, max_redirects=_MAX_REDIRECTS) as response:
+                yield _AiohttpReply(response)
+        except aiohttp.TooManyRedirects:
+            raise UpstreamError(f"{url}: too many redirects") from None
+        except aiohttp.InvalidURL as exc:
+            raise UpstreamError(f"{url}: unsupported URL ({exc})") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransientError(f"{url}: {_aiohttp_error(exc)}: {str(exc) or 'connection failed'}") from exc
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+
+def _aiohttp_error(exc: BaseException) -> str:
+    # The names httpx gave the same faults, so log lines read as before.
+    if isinstance(exc, TimeoutError):
+        return "ReadTimeout" if isinstance(exc, aiohttp.SocketTimeoutError) else "ConnectTimeout"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "ReadError"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "ConnectError"
+    return type(exc).__name__
+
+
+def make_client(config: Config) -> Client:
     # Only what mirror._decoding decodes in bounded pieces (httpx would add br/zstd when installed).
     headers = {"User-Agent": user_agent(config.contact), "Accept-Encoding": ACCEPT_ENCODING}
     verify = _ssl_context(config)
+    limits = httpx.Limits(max_connections=config.workers, max_keepalive_connections=config.workers)
     if config.http2:
         try:
-            return _Client(
-                http2=True,
-                verify=verify,
-                timeout=timeout,
-                limits=limits,
-                headers=headers,
-                follow_redirects=True,
+            return _HttpxClient(
+                _Client(
+                    http2=True,
+                    verify=verify,
+                    timeout=httpx.Timeout(config.timeout),
+                    limits=limits,
+                    headers=headers,
+                    follow_redirects=True,
+                )
             )
         except ImportError:
             raise ConfigError(f"{config.source}: [mirror] http2 = true needs the h2 package") from None
-    from httpx_aiohttp import AiohttpTransport
-    from httpx_aiohttp.transport import AiohttpResponseStream
-
-    # Its class-level read size: 16 KiB cut a large download into 4-16x more chunks than arrive
-    # from the socket, each one a trip through every stream layer (measured: 10-15% of the bytes run).
-    AiohttpResponseStream.CHUNK_SIZE = _READ_SIZE
-    transport = AiohttpTransport(verify=verify, limits=limits)
-    return _Client(transport=transport, timeout=timeout, headers=headers, follow_redirects=True, max_redirects=5)
+    # The TLS context httpx builds (certifi, or SSL_CERT_FILE/SSL_CERT_DIR), as the aiohttp transport did.
+    context = httpx.create_ssl_context(verify=verify, trust_env=True)
+    connector = aiohttp.TCPConnector(limit=config.workers, keepalive_timeout=limits.keepalive_expiry, ssl=context)
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=config.timeout, sock_read=config.timeout, connect=config.timeout
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        headers=headers,
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        raise_for_status=False,
+    )
+    return _AiohttpClient(session)
 
 
 class Upstream:
     """One shared client; a limiter bounds concurrent requests to ``workers``."""
 
-    def __init__(self, config: Config, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, config: Config, client: Client | None = None) -> None:
         self._config = config
         self._client = client or make_client(config)
         # A semaphore taken without a trip through the event loop when a slot is free: a
@@ -200,7 +343,7 @@ class Upstream:
         """GET an index page (None on 404). Transient faults are retried; the body is size-bounded."""
         headers = _page_headers(etag, last_modified)
 
-        async def read(response: httpx.Response) -> bytes:
+        async def read(response: Reply) -> bytes:
             return await self._read_bounded(response, self._config.max_page_bytes)
 
         return await self._with_retries(lambda: self._page_once(url, headers, read))
@@ -218,7 +361,7 @@ class Upstream:
                     _raise_for_status(response)
                 if not 200 <= response.status_code < 300:
                     return None, None
-                declared = response.headers.get("content-length", "")
+                declared = response.header("content-length") or ""
                 try:
                     kind: str | None = _page_format(response)
                 except UpstreamError:
@@ -233,14 +376,14 @@ class Upstream:
         """Stream the root index into a writer (it can be tens of MB); the Page carries no body."""
         headers = _page_headers(etag, last_modified)
 
-        async def read(response: httpx.Response) -> bytes:
+        async def read(response: Reply) -> bytes:
             await self._stream_into(response, writer_factory(), None, None, limit=self._config.max_root_bytes)
             return b""
 
         return await self._with_retries(lambda: self._page_once(url, headers, read))
 
     async def _page_once(
-        self, url: str, headers: Mapping[str, str], read: Callable[[httpx.Response], Awaitable[bytes]]
+        self, url: str, headers: Mapping[str, str], read: Callable[[Reply], Awaitable[bytes]]
     ) -> Page | None:
         async with self._request("GET", url, headers) as response:
             if response.status_code == 404:
@@ -252,8 +395,8 @@ class Upstream:
             kind = _page_format(response)
             return Page(str(response.url), await read(response), kind, *meta)
 
-    async def _read_bounded(self, response: httpx.Response, limit: int) -> bytes:
-        declared = response.headers.get("content-length")
+    async def _read_bounded(self, response: Reply, limit: int) -> bytes:
+        declared = response.header("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise UpstreamError(f"{response.url}: page of {int(declared)} bytes exceeds the {limit // 2**20} MB limit")
         # One growing buffer whose bytes getvalue() hands over without a copy: a list of chunks
@@ -286,7 +429,7 @@ class Upstream:
 
     async def _stream_into(
         self,
-        response: httpx.Response,
+        response: Reply,
         writer: AsyncWriter,
         size: int | None,
         hashes: Hashes | None,
@@ -307,29 +450,20 @@ class Upstream:
         return fetched
 
     @asynccontextmanager
-    async def _request(self, method: str, url: str, headers: Mapping[str, str]) -> AsyncIterator[httpx.Response]:
+    async def _request(self, method: str, url: str, headers: Mapping[str, str]) -> AsyncIterator[Reply]:
         async with self._limiter:
             self.counters.requests += 1
-            try:
-                async with self._client.stream(method, url, headers=headers) as response:
-                    yield response
-            except httpx.TooManyRedirects:
-                raise UpstreamError(f"{url}: too many redirects") from None
-            except httpx.UnsupportedProtocol as exc:
-                raise UpstreamError(f"{url}: unsupported URL ({exc})") from None
-            except (httpx.TransportError, httpx.DecodingError) as exc:
-                raise TransientError(f"{url}: {type(exc).__name__}: {str(exc) or 'connection failed'}") from exc
+            async with self._client.stream(method, url, headers) as response:
+                yield response
 
 
-async def _stream(response: httpx.Response) -> AsyncIterator[bytes]:
+async def _stream(response: Reply) -> AsyncIterator[bytes]:
     """The decoded body, in pieces of at most ``_READ_SIZE`` (see :mod:`mirror._decoding`)."""
-    decoder = BoundedDecoder(response.headers.get("content-encoding", ""), _READ_SIZE)
+    decoder = BoundedDecoder(response.header("content-encoding") or "", _READ_SIZE)
     try:
         async for chunk in response.aiter_raw():
             for piece in decoder.decode(chunk):
                 yield piece
-    except httpx.TransportError as exc:
-        raise TransientError(f"{response.url}: {type(exc).__name__} while reading: {exc}") from exc
     except DecodeError as exc:
         raise TransientError(f"{response.url}: body does not decode: {exc}") from exc
 
@@ -373,7 +507,7 @@ class _Checker:
         return Fetched(self._count, digest)
 
 
-def _raise_for_status(response: httpx.Response) -> None:
+def _raise_for_status(response: Reply) -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
@@ -382,8 +516,8 @@ def _raise_for_status(response: httpx.Response) -> None:
     raise UpstreamError(f"{response.url}: HTTP {status}")
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def _retry_after(response: Reply) -> float | None:
+    value = response.header("retry-after")
     if value is None:
         return None
     if value.strip().isdigit():
@@ -414,16 +548,16 @@ def _page_headers(etag: str | None, last_modified: str | None) -> dict[str, str]
     return headers
 
 
-def _page_meta(response: httpx.Response) -> tuple[int | None, str | None, str | None]:
+def _page_meta(response: Reply) -> tuple[int | None, str | None, str | None]:
     return (
-        parse_serial(response.headers.get("x-pypi-last-serial")),
-        response.headers.get("etag"),
-        response.headers.get("last-modified"),
+        parse_serial(response.header("x-pypi-last-serial")),
+        response.header("etag"),
+        response.header("last-modified"),
     )
 
 
-def _page_format(response: httpx.Response) -> str:
-    content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+def _page_format(response: Reply) -> str:
+    content_type = (response.header("content-type") or "").split(";", 1)[0].strip().lower()
     if content_type in JSON_TYPES:
         return "json"
     if content_type in HTML_TYPES:

@@ -12,3 +12,12 @@ WHEELS = WORK / "wheels"
 RUNS = WORK / "runs"
 LOGS = WORK / "logs"
 UPSTREAM_SCRIPT = BENCHMARKS / "upstream.py"
+
+
+def default_floor() -> Path | None:
+    """``shared/floor.py``: at ``../shared`` from the project's root (a worktree may sit one level deeper)."""
+    for base in (REPO.parent, REPO.parent.parent):
+        candidate = base / "shared" / "floor.py"
+        if candidate.is_file():
+            return candidate
+    return None

@@ -101,7 +101,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 @dataclass(frozen=True)
 class Ratios:
-    """``mirror / bandersnatch`` for one mirror variant."""
+    """``mirror / bandersnatch`` (or ``mirror / floor``) for one mirror variant."""
 
     tool: str
     wall: float | None
@@ -169,16 +169,19 @@ def tools_table(title: str, summaries: Sequence[ToolSummary]) -> Table:
     return table
 
 
-def ratios_table(title: str, ratios: Sequence[Ratios], target_wall: float) -> Table:
+def ratios_table(
+    title: str, ratios: Sequence[Ratios], target_wall: float | None, versus: str = "bandersnatch"
+) -> Table:
     table = Table(title=title, title_justify="left")
-    names = ("wall", "wall (paired)", "CPU", "peak RSS", "requests", f"wall target <= {target_wall:g}x")
+    goal = "wall target" if target_wall is None else f"wall target <= {target_wall:g}x"
+    names = ("wall", "wall (paired)", "CPU", "peak RSS", "requests", goal)
     table.add_column("mirror variant")
     for name in names:
         table.add_column(name, justify="right")
     for r in ratios:
-        verdict = "-" if r.wall is None else ("met" if r.wall <= target_wall else "MISSED")
+        verdict = "-" if r.wall is None or target_wall is None else ("met" if r.wall <= target_wall else "MISSED")
         cells = (_x(r.wall), _x(r.wall_paired), _x(r.cpu), _x(r.rss), _x(r.requests), verdict)
-        table.add_row(f"{r.tool} / bandersnatch", *cells)
+        table.add_row(f"{r.tool} / {versus}", *cells)
     return table
 
 
@@ -193,6 +196,10 @@ def print_workload(console: Console, result: dict[str, Any]) -> None:
     head = f"{result['name']}: {result['description']}"
     console.print(tools_table(head, summaries))
     console.print(ratios_table(f"{result['name']}: ratios mirror / bandersnatch (medians)", ratios, result["target"]))
+    floor_ratios: list[Ratios] = result.get("floor_ratios", [])
+    if floor_ratios:
+        title = f"{result['name']}: ratios mirror / floor (floor.py --layout, same rounds; medians)"
+        console.print(ratios_table(title, floor_ratios, result["floor_target"], "floor"))
     for line in failures_lines(result["runs"]):
         console.print(f"[red]{line}[/red]")
     for s in summaries:
@@ -203,6 +210,6 @@ def print_workload(console: Console, result: dict[str, Any]) -> None:
 def to_json(result: dict[str, Any]) -> dict[str, Any]:
     """``result`` with the dataclasses turned into plain dicts."""
     return {
-        key: [asdict(v) for v in value] if key in ("summaries", "ratios", "runs") else value
+        key: [asdict(v) for v in value] if key in ("summaries", "ratios", "floor_ratios", "runs") else value
         for key, value in result.items()
     }

@@ -77,6 +77,8 @@ class Putter:
         self._ids = itertools.count(1)
         self._gone = False
         self._exited: asyncio.Future[None] | None = None
+        # Requests packed during one turn of the event loop, written to the pipe at its end.
+        self._outbox: list[bytes] = []
         self.stderr = b""
 
     @classmethod
@@ -140,8 +142,20 @@ class Putter:
             future: asyncio.Future[int] = loop.create_future()
             self._pending[ident] = (future, temp)
             futures.append((future, temp))
-        self._stdin.write(b"".join(parts))
+        if not self._outbox:
+            loop.call_soon(self._flush)
+        self._outbox += parts
         return futures
+
+    def _flush(self) -> None:
+        """One pipe write for every request of this turn of the loop.
+
+        Each write wakes the child, and a wake-up costs more than packing a request (the pipe
+        writes were 15% of the pages-only profile when every project wrote its own).
+        """
+        parts, self._outbox = self._outbox, []
+        if parts and self._stdin is not None and not self._stdin.is_closing():
+            self._stdin.write(b"".join(parts))
 
     def resolve(self, ident: int, code: int) -> None:
         entry = self._pending.pop(ident, None)
@@ -171,6 +185,7 @@ class Putter:
         if self._transport is None:
             return
         self._gone = True
+        self._flush()
         if self._stdin is not None:
             self._stdin.close()
         with anyio.CancelScope(shield=True):

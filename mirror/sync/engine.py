@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -85,6 +86,8 @@ _NOT_AN_INDEX_STREAK = 10
 # request, often a 304, tells the serials of all), and the pages go direct when the root is large
 # (PyPI's: up to ~1200 wanted projects).
 ROOT_BYTES_PER_PAGE = 32 * 1024
+# A project name that is one plain path segment (what layout.project_name lets through).
+_PLAIN_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?")
 # A page that 404s in a direct run is asked for once more after this long before its project goes.
 _GONE_RECHECK_SECONDS = 1.0
 
@@ -567,7 +570,8 @@ class Syncer:
             self._journal.add(
                 name, (p.rpartition("/")[0] for p in (*(d.path for d in plan.fetches), layout.page_paths(name)[0]))
             )
-            await self._fetch_files(name, plan)
+            if plan.fetches:
+                await self._fetch_files(name, plan)
             if lazy:
                 # Recorded (and committed) before a page links them: a request for one finds where to fetch it.
                 self.state.add_lazy(name, ((d.path, d.url, d.size, d.hashes["sha256"]) for d in lazy.values()))
@@ -606,7 +610,7 @@ class Syncer:
         None if not modified: a 304, or (for upstreams without validators) the very body the
         published pages were made from, with the same filters.
         """
-        url = urljoin(self.config.require_upstream(), f"{name}/")
+        url = self._page_url(name)
         known = self.state.project(name)
         conditional = promised is None and known is not None and not self._must_refetch(name)
         etag, modified = (known[1], known[2]) if conditional and known else (None, None)
@@ -631,6 +635,13 @@ class Syncer:
         raise StalePage(
             f"{name}: upstream page is at serial {serial}, the index promised {promised}; retrying next run"
         )
+
+    def _page_url(self, name: NormalizedName) -> str:
+        upstream = self.config.require_upstream()
+        # What urljoin gives for a plain name under a plain base, without its parsing (2% of a page's CPU).
+        if _PLAIN_NAME.fullmatch(name) and upstream.endswith("/") and "?" not in upstream and "#" not in upstream:
+            return f"{upstream}{name}/"
+        return urljoin(upstream, f"{name}/")
 
     async def _get(self, url: str, etag: str | None, modified: str | None, name: str, *, recheck: bool) -> Page:
         try:
@@ -687,6 +698,8 @@ class Syncer:
     async def _fetch_files(self, name: str, plan: ProjectPlan) -> None:
         # Distribution files first, then their metadata and provenance (ARCHITECTURE.md, "Publication order").
         for batch, required in ((plan.downloads, True), (plan.metadata, False), (plan.provenance, False)):
+            if not batch:
+                continue  # a task group per empty batch was 5% of the pages-only profile
             # At most `workers` tasks per project, pulling from one iterator: a task per file cost
             # 7.6 GB for a page of 900,000 links; requests are bounded by the upstream's limiter anyway.
             queue = iter(batch)
