@@ -817,6 +817,8 @@ class Syncer:
         sync`` keeps it fresh (unless the upstream has no such project). Pulls of different names
         may run concurrently, like a sync's workers; the root is left to :meth:`write_root_if_changed`.
         """
+        if self.reserved(name):  # asked first: a private name never even joins the pulled set
+            return PullResult(name, "refused", f"{name}: a private project; never taken from the upstream")
         decision = self.filters.with_pulled([name]).project_decision(name)
         if decision is not None:
             return PullResult(name, "refused", f"{name}: {decision.reason} ({decision.plugin})")
