@@ -236,7 +236,7 @@ class Syncer:
         """Plan the run into the work table (a resolving run queues only the deletions here).
 
         When every listed and every local project takes part as it is (no names on the command line,
-        no project filter, no recheck due: the common case, a million names) SQLite plans it in one
+        no project filter, no recheck due, no private names: the common case, a million names) SQLite plans it in one
         pass; otherwise the Python merge sees each name through the run's filters.
         """
         whole = (
@@ -244,6 +244,7 @@ class Syncer:
             and self._wanted_names() is None
             and not self.replan
             and not any(isinstance(plugin, ProjectFilter) for plugin in self.filters.plugins)
+            and not self._private  # reserved names are neither synced nor deleted: the Python merge skips them
         )
         if whole:
             recheck_all = self.options.force_check or self.filters_changed()
