@@ -75,6 +75,10 @@ class SortedWalk(Protocol):
 class Storage(Protocol):
     """The ``web/`` tree. Reads see only published files; writes are atomic per file."""
 
+    temp_names: bool
+    """Whether a write in flight shows as a temporary name in listings (a file system does; an
+    object store holds it in the writer or an incomplete multipart upload, never listed)."""
+
     def publishing(self) -> AbstractAsyncContextManager[None]:
         """Around a run that publishes many files: a backend may batch or hand off work within it.
 

@@ -193,6 +193,8 @@ class BufferedWriter:
 class FileStorage:
     """The ``web/`` tree on a local filesystem: implements :class:`~mirror.storage.base.Storage`."""
 
+    temp_names = True
+
     def __init__(self, root: Path, *, fsync: bool = False, on_change: ChangeHook | None = None) -> None:
         self.root = root
         self._prefix = str(root) + os.sep

@@ -52,6 +52,8 @@ class MemoryWriter:
 class MemoryStorage:
     """The ``web/`` tree as a dict of published files beside a dict of files being written."""
 
+    temp_names = True
+
     def __init__(self, *, on_change: ChangeHook | None = None) -> None:
         self._files: dict[str, bytes] = {}
         self._temps: dict[str, bytearray] = {}

@@ -284,6 +284,8 @@ class _Aborted(Exception):
 class S3Storage:
     """The ``web/`` tree as objects in one bucket: implements :class:`~mirror.storage.base.Storage`."""
 
+    temp_names = False
+
     def __init__(self, store: S3Store, where: str, *, on_change: ChangeHook | None = None) -> None:
         import obstore
 

@@ -183,6 +183,8 @@ class Verifier:
                 self._keep_links_of(entry.name)
                 unpublished.add(entry.name)
                 continue
+            if not self.storage.temp_names:
+                continue  # a listing per project only to find temp files, where there are none
             for inner in self.storage.scan(rel):
                 if layout.is_temp_name(inner.name):
                     self._note(Finding(Problem.TEMP, f"{rel}/{inner.name}", None))

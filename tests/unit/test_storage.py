@@ -52,7 +52,7 @@ def no_directories_left(storage: Storage, directory: str) -> bool:
 
 def has_temps(storage: Storage) -> bool:
     """Whether a write in flight shows as a temporary name (not on an object store)."""
-    return isinstance(storage, FileStorage | MemoryStorage)
+    return storage.temp_names
 
 
 def published(storage: Storage) -> dict[str, bytes]:
