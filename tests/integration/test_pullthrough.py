@@ -52,9 +52,16 @@ class Team:
         """Wait until the server gave the lock back (it keeps it LINGER seconds after its last pull)."""
         pull = self.serve.server.pull
         assert pull is not None
+        # Idle for a while, not just once: the root write that follows a burst of pulls (50 ms later)
+        # takes the lock again after a pull gave it back.
         deadline = time.monotonic() + 10
-        while not pull.idle:
+        idle_since: float | None = None
+        while idle_since is None or time.monotonic() - idle_since < 0.5:
             assert time.monotonic() < deadline
+            if not pull.idle:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
             time.sleep(0.02)
 
     def run(self, *args: str) -> int:
