@@ -29,9 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import aiohttp
@@ -105,24 +106,30 @@ def wheel_links(pages: list[bytes], page_urls: list[str]) -> list[str]:
     return links
 
 
-def cold(index: str, names: list[str], pid: int) -> dict[str, list[float]]:
+def cold(index: str, names: list[str], pid: int, stats: Callable[[], dict[str, Any]]) -> dict[str, list[float]]:
     """First requests for the pages of ``names``, then for a wheel of each, through ``index`` (ends with /).
 
     Also the server's CPU milliseconds per request ("cpu page", "cpu file"): on a loaded machine a
     single-threaded server gets less of a core than one with 32 threads, whatever each needs.
     """
     page_urls = [f"{index}{name}/" for name in names]
+    stats()
     before = cpu_seconds(pid)
     cold_pages, bodies = asyncio.run(fetch_all(page_urls, JSON))
     middle = cpu_seconds(pid)
+    pages_upstream = stats()
     cold_files, _ = asyncio.run(fetch_all(wheel_links(bodies, page_urls), None))
     after = cpu_seconds(pid)
+    files_upstream = stats()
     per = 1000 / len(names)
     return {
         "cold page": cold_pages,
         "cold file": cold_files,
         "cpu page": [(middle - before) * per],
         "cpu file": [(after - middle) * per],
+        "upstream requests page": [pages_upstream["total"] / len(names)],
+        "upstream requests file": [files_upstream["total"] / len(names)],
+        "upstream cpu page": [pages_upstream["cpu_seconds"] * per],
     }
 
 
@@ -137,7 +144,8 @@ def warm(index: str, names: list[str], repeat: int) -> dict[str, list[float]]:
 
 
 @contextmanager
-def upstream(projects: int, payload: int) -> Iterator[str]:
+def upstream(projects: int, payload: int) -> Iterator[tuple[str, Callable[[], dict[str, Any]]]]:
+    """The upstream's simple URL, and a call that returns (and resets) its request counts and CPU."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -156,8 +164,16 @@ def upstream(projects: int, payload: int) -> Iterator[str]:
     assert process.stdout is not None and process.stdin is not None
     line = process.stdout.readline()
     assert line.startswith("READY "), line
+    stdin, stdout = process.stdin, process.stdout
+
+    def stats() -> dict[str, Any]:
+        stdin.write("stats\n")
+        stdin.flush()
+        answer: dict[str, Any] = json.loads(stdout.readline())
+        return answer
+
     try:
-        yield str(json.loads(line[6:])["url"]).rstrip("/") + "/simple/"
+        yield str(json.loads(line[6:])["url"]).rstrip("/") + "/simple/", stats
     finally:
         process.stdin.close()
         process.wait(timeout=30)
@@ -262,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict[str, list[float]]]] = {"mirror": [], "proxpi": [], "nginx static": []}
     WORK.mkdir(parents=True, exist_ok=True)
     proxpi_venv()
-    with upstream(4 * n + 1, args.payload_size) as simple, tempfile.TemporaryDirectory(dir=WORK) as tmp:
+    with upstream(4 * n + 1, args.payload_size) as (simple, stats), tempfile.TemporaryDirectory(dir=WORK) as tmp:
         names = [f"proj-{i:05d}" for i in range(1, 4 * n + 1)]
         rounds = [("mirror", names[0:n]), ("proxpi", names[n : 2 * n]), ("proxpi", names[2 * n : 3 * n])]
         rounds.append(("mirror", names[3 * n :]))
@@ -271,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         with mirror(simple, base / "mirror") as (mirror_index, web), proxpi(simple, base / "proxpi") as proxpi_index:
             indexes = {"mirror": mirror_index, "proxpi": proxpi_index}
             for tool, batch in rounds:
-                results[tool].append(cold(indexes[tool], batch, PIDS[tool]))
+                results[tool].append(cold(indexes[tool], batch, PIDS[tool], stats))
             # Static nginx alone over the very tree the mirror filled: what "warm" can at best be.
             with Nginx(web, base / "static") as static:
                 indexes["nginx static"] = static.url + "simple/"
@@ -298,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         cpu = table[tool]
         print(
             f"{tool}: server CPU per cold page {cpu['cpu page']['p50']:.1f} ms, "
-            f"per cold file {cpu['cpu file']['p50']:.1f} ms"
+            f"per cold file {cpu['cpu file']['p50']:.1f} ms; upstream requests per cold page "
+            f"{cpu['upstream requests page']['p50']:.2f}, per cold file {cpu['upstream requests file']['p50']:.2f}, "
+            f"upstream CPU per cold page {cpu['upstream cpu page']['p50']:.1f} ms"
         )
     ratios = {k: table["mirror"][k]["p50"] / table["proxpi"][k]["p50"] for k in ("cold page", "cold file")}
     print("mirror/proxpi p50: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))

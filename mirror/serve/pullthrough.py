@@ -3,8 +3,8 @@
 - ``/simple/<name>/`` of a project the tree does not hold, that the filters allow: its page is
   fetched, filtered, planned and published by :meth:`Syncer.pull` (the very code of ``mirror
   sync``, with its guards and the name reservations of private projects) and answered; the root
-  follows within :data:`ROOT_DELAY`, once for all the pulls of a burst (it lists only published
-  pages, so the order of publication holds). The project joins the wanted set (``pulled`` in
+  follows once the burst of pulls is over (at most :data:`ROOT_MAX_DELAY` into it), one write for
+  all of them (it lists only published pages, so the order of publication holds). The project joins the wanted set (``pulled`` in
   state), so ``mirror sync`` keeps it fresh.
 - Its files are not fetched with the page: the page links them and state records them as lazy
   (``lazy`` in state); the first request for one fetches, verifies (sha256 and size), publishes
@@ -53,6 +53,8 @@ _DOWN_BACKOFF = 30.0
 """After the upstream failed, stale pages are served without asking it again for this long."""
 ROOT_DELAY = 0.05
 """Seconds a root write waits for more pulls to finish: a burst of cold pages shares one write."""
+ROOT_MAX_DELAY = 1.0
+"""The longest a root write waits for a burst of pulls to end."""
 LINGER = 0.25
 """Seconds the lock and state stay open after the last pull-through work: pip asks for a project's
 dependencies one after another, and each would otherwise open the state and take the lock again.
@@ -96,7 +98,7 @@ class PullThrough:
         self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self._filters: FilterChain | None = None
         self._upstream: Upstream | None = None
-        self._opening = asyncio.Lock()
+        self._opener: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(config.workers)
         self._root_writer: asyncio.Task[None] | None = None
         self._session: _Session | None = None
@@ -216,7 +218,7 @@ class PullThrough:
         """Have the root list what was just published, in one write for the pulls that finish meanwhile.
 
         The answer does not wait for it: the page is published, the root (which may only ever list
-        published pages) follows within :data:`ROOT_DELAY`; pip and uv never read the root.
+        published pages) follows when the burst is over; pip and uv never read the root.
         """
         if self._root_writer is None or self._root_writer.done():
             self._root_writer = asyncio.ensure_future(self._write_root())
@@ -224,7 +226,12 @@ class PullThrough:
     async def _write_root(self) -> None:
         try:
             async with self._session_for() as syncer:  # the lock stays taken until the root is written
+                # Once the burst is over (or ROOT_MAX_DELAY into it): rewriting the root, which lists
+                # every published project, between the pages of a burst is CPU the answers wait for.
+                deadline = time.monotonic() + ROOT_MAX_DELAY
                 await asyncio.sleep(ROOT_DELAY)
+                while self._pages and time.monotonic() < deadline:
+                    await asyncio.sleep(ROOT_DELAY)
                 syncer.write_root_if_changed()
         except (Busy, MirrorError, OSError) as exc:  # the session's end writes it, or the next sync
             self._log(f"mirror serve: error: writing the root index: {_one_line(exc)}")
@@ -263,20 +270,30 @@ class PullThrough:
 
     @contextlib.asynccontextmanager
     async def _session_for(self) -> AsyncIterator[Syncer]:
-        async with self._opening:
-            if self._session is None:
-                self._session = await self._open()
-            session = self._session
-            session.users += 1
-            if session.closing is not None:
-                session.closing.cancel()
-                session.closing = None
+        while (session := self._session) is None:
+            # Every request waits on the one opening: all resume together once it is open (a lock
+            # handed from waiter to waiter cost each of 32 cold requests a turn of the busy loop).
+            if self._opener is None:
+                self._opener = asyncio.ensure_future(self._open_session())
+                # Its failure (Busy) reaches every waiter; retrieved here too, in case none is left.
+                self._opener.add_done_callback(lambda task: task.cancelled() or task.exception())
+            await asyncio.shield(self._opener)
+        session.users += 1
+        if session.closing is not None:
+            session.closing.cancel()
+            session.closing = None
         try:
             yield session.syncer
         finally:
             session.users -= 1
             if session.users == 0:
                 session.closing = asyncio.get_running_loop().call_later(LINGER, self._end, session)
+
+    async def _open_session(self) -> None:
+        try:
+            self._session = await self._open()
+        finally:
+            self._opener = None
 
     def _end(self, session: _Session) -> None:
         """Give the lock back: the root is already written; a diff file, the journal cleared, the state closed."""
