@@ -12,7 +12,7 @@ Each cold phase uses fresh project names, so a cold request is really cold. The 
 measured in ABBA order (mirror, proxpi, proxpi, mirror) and the medians of the two rounds are
 given; static nginx (the tree the mirror built, nginx alone) is the reference for warm requests.
 
-    python benchmarks/pullthrough.py [--projects 64] [--payload-size 65536] [--json out.json]
+    python benchmarks/pullthrough.py [--projects 64] [--payload-size 65536] [--dir /dev/shm] [--json out.json]
 
 Needs nginx (``tests/run`` installs it) and makes ``benchmarks/work/proxpivenv`` (proxpi 1.3 and
 gunicorn from PyPI) on first use. Prints p50/p95 in milliseconds and the load average.
@@ -273,12 +273,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--payload-size", type=int, default=65536, help="bytes of payload per wheel")
     parser.add_argument("--repeat", type=int, default=4, help="times each warm URL is asked per round")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=WORK,
+        help="where both caches and the mirror's tree live (default benchmarks/work; /dev/shm takes the disk out)",
+    )
     args = parser.parse_args(argv)
     n = args.projects
     results: dict[str, list[dict[str, list[float]]]] = {"mirror": [], "proxpi": [], "nginx static": []}
     WORK.mkdir(parents=True, exist_ok=True)
     proxpi_venv()
-    with upstream(4 * n + 1, args.payload_size) as (simple, stats), tempfile.TemporaryDirectory(dir=WORK) as tmp:
+    with (
+        upstream(4 * n + 1, args.payload_size) as (simple, stats),
+        tempfile.TemporaryDirectory(dir=args.dir.resolve()) as tmp,
+    ):
         names = [f"proj-{i:05d}" for i in range(1, 4 * n + 1)]
         rounds = [("mirror", names[0:n]), ("proxpi", names[n : 2 * n]), ("proxpi", names[2 * n : 3 * n])]
         rounds.append(("mirror", names[3 * n :]))

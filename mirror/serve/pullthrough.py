@@ -4,8 +4,8 @@
   fetched, filtered, planned and published by :meth:`Syncer.pull` (the very code of ``mirror
   sync``, with its guards and the name reservations of private projects) and answered; the root
   follows once the burst of pulls is over (at most :data:`ROOT_MAX_DELAY` into it), one write for
-  all of them (it lists only published pages, so the order of publication holds). The project joins the wanted set (``pulled`` in
-  state), so ``mirror sync`` keeps it fresh.
+  all of them (it lists only published pages, so the order of publication holds). The project
+  joins the wanted set (``pulled`` in state), so ``mirror sync`` keeps it fresh.
 - Its files are not fetched with the page: the page links them and state records them as lazy
   (``lazy`` in state); the first request for one fetches, verifies (sha256 and size), publishes
   and serves it (:meth:`Syncer.fetch_lazy`).
@@ -332,7 +332,9 @@ class PullThrough:
         def begin() -> _Session:
             state = State(self.config.state_dir / STATE_DB)
             try:
-                storage = FileStorage(self.config.web, fsync=self.config.fsync, on_change=state.record_change)
+                storage = FileStorage(
+                    self.config.web, fsync=self.config.fsync, on_change=state.record_change, threads=True
+                )
                 syncer = Syncer(self.config, state, storage, upstream, filters, _Silent())
                 syncer.recover()
             except BaseException:

@@ -10,7 +10,10 @@ the event loop on every system call. A process does it on the other core, with n
 Protocol, little-endian. Each request is a header ``id, group, final length, temp length, data
 length`` (5 x u32), then the final path, the temporary path (both absolute, UTF-8 with surrogate
 escapes) and the data. The data goes to the temporary path, which is then renamed to the final
-one; missing directories are created. Each reply is ``id, errno`` (2 x u32, errno 0 for success).
+one; missing directories are created. With :data:`LINK` set in the data length, the data is
+instead the absolute path of a file already published with the same bytes: it is hard-linked to
+the temporary path (a copy where the file system has no hard links), then renamed the same way.
+Each reply is ``id, errno`` (2 x u32, errno 0 for success).
 Requests of one group are published in order, and after a failure the rest of its group is
 refused with ECANCELED, so a page set is never half replaced. Replies go out in request order.
 """
@@ -36,6 +39,8 @@ _POLL_SECONDS = 0.0005
 _IDLE_POLLS = 20
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 ENCODING = ("utf-8", "surrogateescape")
+LINK = 1 << 31
+"""In a request's data length: the data names a published file with the same bytes (see above)."""
 
 
 def put(final: str, temp: str, data: memoryview) -> int:
@@ -63,6 +68,32 @@ def put(final: str, temp: str, data: memoryview) -> int:
     return 0
 
 
+def link(final: str, temp: str, source: str) -> int:
+    """Publish ``final`` as a hard link to ``source`` (same bytes, no new inode); 0 or an errno.
+
+    An index.html and its index.v1_html are the same bytes: one inode serves both. Where the file
+    system refuses hard links, the bytes are copied instead.
+    """
+    try:
+        os.link(source, temp)
+    except FileExistsError as exc:
+        return exc.errno or errno.EIO
+    except OSError:
+        try:
+            with open(source, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            return exc.errno or errno.EIO
+        return put(final, temp, memoryview(data))
+    try:
+        os.rename(temp, final)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        return exc.errno or errno.EIO
+    return 0
+
+
 def _make_dirs(directory: str) -> None:
     # mkdir first and stat never: a missing directory costs one call per level, not three.
     try:
@@ -84,6 +115,7 @@ def serve(source: int, sink: int, parent: int) -> int:
         pending = 0
         while len(buffer) - start >= HEADER.size:
             ident, group, final_len, temp_len, size = HEADER.unpack_from(buffer, start)
+            linked, size = size & LINK, size & ~LINK
             begin = start + HEADER.size
             end = begin + final_len + temp_len + size
             if end > len(buffer):
@@ -95,8 +127,12 @@ def serve(source: int, sink: int, parent: int) -> int:
             else:
                 final = bytes(buffer[begin : begin + final_len]).decode(*ENCODING)
                 temp = bytes(buffer[begin + final_len : begin + final_len + temp_len]).decode(*ENCODING)
-                with memoryview(buffer) as view:
-                    result = put(final, temp, view[begin + final_len + temp_len : end])
+                if linked:
+                    source = bytes(buffer[begin + final_len + temp_len : end]).decode(*ENCODING)
+                    result = link(final, temp, source)
+                else:
+                    with memoryview(buffer) as view:
+                        result = put(final, temp, view[begin + final_len + temp_len : end])
                 if result:
                     failed_group = group
             replies += REPLY.pack(ident, result)

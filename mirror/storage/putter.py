@@ -23,7 +23,7 @@ import anyio
 from mirror.errors import EnvironmentFault
 
 # The child's module is stdlib-only, so the parent can share its protocol definitions.
-from mirror.storage._put_child import ENCODING, HEADER, REPLY
+from mirror.storage._put_child import ENCODING, HEADER, LINK, REPLY
 
 _CHILD = str(Path(__file__).with_name("_put_child.py"))
 _STDERR_KEPT = 4096
@@ -32,8 +32,9 @@ _DIED = 0xFFFFFFFF
 # The pipe's buffer: the default 64 KiB holds few downloads; 1 MiB is Linux's unprivileged maximum.
 _PIPE_SIZE = 1 << 20
 
-Put = tuple[str, str, Sequence[bytes]]
-"""``(final path, temporary path, chunks)``: one file to publish."""
+Put = tuple[str, str, Sequence[bytes] | str]
+"""``(final path, temporary path, chunks)``: one file to publish; with a path (``str``) instead
+of chunks, the file is a hard link to that published file, which holds the same bytes."""
 
 
 class PutFailed(Exception):
@@ -137,8 +138,13 @@ class Putter:
         for final, temp, chunks in files:
             ident = next(self._ids)
             final_bytes, temp_bytes = final.encode(*ENCODING), temp.encode(*ENCODING)
-            parts.append(HEADER.pack(ident, group, len(final_bytes), len(temp_bytes), sum(map(len, chunks))))
-            parts += (final_bytes, temp_bytes, *chunks)
+            if isinstance(chunks, str):
+                source = chunks.encode(*ENCODING)
+                parts.append(HEADER.pack(ident, group, len(final_bytes), len(temp_bytes), len(source) | LINK))
+                parts += (final_bytes, temp_bytes, source)
+            else:
+                parts.append(HEADER.pack(ident, group, len(final_bytes), len(temp_bytes), sum(map(len, chunks))))
+                parts += (final_bytes, temp_bytes, *chunks)
             future: asyncio.Future[int] = loop.create_future()
             self._pending[ident] = (future, temp)
             futures.append((future, temp))

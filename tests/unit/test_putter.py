@@ -169,3 +169,59 @@ def test_the_writer_process_ends_with_a_killed_parent(tmp_path: Path) -> None:
         time.sleep(0.01)
     assert not _alive(child)
     assert not [p for p in web.rglob("*") if layout.is_temp_name(p.name)]
+
+
+@pytest.mark.parametrize("mode", ["child", "inline", "threads"])
+def test_a_page_with_the_bytes_of_the_one_before_is_a_hard_link(tmp_path: Path, mode: str) -> None:
+    """index.html and index.v1_html are the same bytes: one inode, and a later rewrite replaces both names."""
+    web = tmp_path / "web"
+    web.mkdir()
+    changes: list[tuple[str, bool]] = []
+    storage = FileStorage(
+        web, on_change=lambda path, deleted: changes.append((path, deleted)), threads=mode == "threads"
+    )
+
+    async def write(html: bytes, json: bytes) -> None:
+        pages = [
+            ("simple/demo/index.v1_json", json),
+            ("simple/demo/index.v1_html", html),
+            ("simple/demo/index.html", html),
+        ]
+        if mode == "child":
+            async with storage.publishing():
+                await storage.write_pages(pages)
+        else:
+            await storage.write_pages(pages)
+
+    anyio.run(write, b"<html>1</html>", b"{}")
+    v1_html, html = web / "simple/demo/index.v1_html", web / "simple/demo/index.html"
+    assert os.path.samefile(v1_html, html) and v1_html.stat().st_nlink == 2
+    assert not os.path.samefile(web / "simple/demo/index.v1_json", html)
+    first = html.stat().st_ino
+
+    anyio.run(write, b"<html>2</html>", b"{}")
+    assert tree(web) == {
+        "simple/demo/index.v1_json": b"{}",
+        "simple/demo/index.v1_html": b"<html>2</html>",
+        "simple/demo/index.html": b"<html>2</html>",
+    }
+    assert os.path.samefile(v1_html, html) and html.stat().st_ino != first
+    assert changes[-3:] == [
+        (p, False) for p in ("simple/demo/index.v1_json", "simple/demo/index.v1_html", "simple/demo/index.html")
+    ]
+    assert not [p for p in (web / "simple/demo").iterdir() if p.name.endswith(layout.TEMP_SUFFIX)]
+
+
+def test_where_hard_links_fail_the_page_is_copied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file system without hard links (some network and FUSE mounts answer EPERM): the same bytes, written."""
+    web = tmp_path / "web"
+    web.mkdir()
+
+    def no_links(*args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    html = b"<html>demo</html>"
+    anyio.run(FileStorage(web).write_pages, [("simple/demo/index.v1_html", html), ("simple/demo/index.html", html)])
+    assert tree(web) == {"simple/demo/index.v1_html": html, "simple/demo/index.html": html}
+    assert not os.path.samefile(web / "simple/demo/index.v1_html", web / "simple/demo/index.html")
