@@ -128,8 +128,8 @@ def serve(source: int, sink: int, parent: int) -> int:
                 final = bytes(buffer[begin : begin + final_len]).decode(*ENCODING)
                 temp = bytes(buffer[begin + final_len : begin + final_len + temp_len]).decode(*ENCODING)
                 if linked:
-                    source = bytes(buffer[begin + final_len + temp_len : end]).decode(*ENCODING)
-                    result = link(final, temp, source)
+                    same = bytes(buffer[begin + final_len + temp_len : end]).decode(*ENCODING)
+                    result = link(final, temp, same)
                 else:
                     with memoryview(buffer) as view:
                         result = put(final, temp, view[begin + final_len + temp_len : end])
