@@ -73,9 +73,11 @@ class Nginx:
         assert "root /srv/pypi/web;" in site and "listen 127.0.0.1:8080;" in site
         site = site.replace("root /srv/pypi/web;", f"root {self.web};")
         site = site.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{self.port};")
-        assert "proxy_pass http://127.0.0.1:8081;" in site
-        backend = "return 404;" if self.backend is None else f"proxy_pass http://{self.backend};"
-        site = site.replace("proxy_pass http://127.0.0.1:8081;", backend)
+        assert "proxy_pass http://mirror_serve;" in site and "    server 127.0.0.1:8081;" in site
+        if self.backend is None:
+            site = site.replace("proxy_pass http://mirror_serve;", "return 404;")
+        else:
+            site = site.replace("    server 127.0.0.1:8081;", f"    server {self.backend};")
         (self.dir / "site.conf").write_text(site)
         temps = " ".join(f"{kind}_temp_path {self.dir / kind};" for kind in ("client_body", "proxy", "fastcgi"))
         temps += f" uwsgi_temp_path {self.dir / 'uwsgi'}; scgi_temp_path {self.dir / 'scgi'};"

@@ -86,7 +86,8 @@ def test_serve_unit_verifies_and_is_hardened_like_the_sync(tmp_path: Path) -> No
     service = (UNITS / "mirror-serve.service").read_text()
     assert "ExecStart=/opt/mirror/bin/mirror serve --host 127.0.0.1 --port 8081" in service
     # The port nginx hands misses to is the one the unit listens on.
-    assert "proxy_pass http://127.0.0.1:8081;" in (ROOT / "examples" / "nginx" / "mirror.conf").read_text()
+    site = (ROOT / "examples" / "nginx" / "mirror.conf").read_text()
+    assert "    server 127.0.0.1:8081;" in site and "proxy_pass http://mirror_serve;" in site
     mirror = Path(sys.executable).with_name("mirror")
     unit = tmp_path / "mirror-serve.service"
     unit.write_text(service.replace("/opt/mirror/bin/mirror", str(mirror)))
