@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -176,16 +176,22 @@ class FilterChain:
     _pages: tuple[tuple[ReleaseFilter | None, FileFilter | None], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        projects = tuple((p, isinstance(p, ProjectSet)) for p in self.plugins if isinstance(p, ProjectFilter))
-        pages = tuple(
-            (p if isinstance(p, ReleaseFilter) else None, p if isinstance(p, FileFilter) else None)
-            for p in self.plugins
-        )
-        object.__setattr__(self, "_projects", projects)
-        object.__setattr__(self, "_pages", tuple(step for step in pages if step != (None, None)))
+        projects = []
+        pages = []
+        for plugin in self.plugins:
+            project, named, releases, files = _roles(type(plugin))
+            if project:
+                projects.append((cast(ProjectFilter, plugin), named))
+            if releases or files:
+                pages.append(
+                    (cast(ReleaseFilter, plugin) if releases else None, cast(FileFilter, plugin) if files else None)
+                )
+        object.__setattr__(self, "_projects", tuple(projects))
+        object.__setattr__(self, "_pages", tuple(pages))
 
-    def project_decision(self, name: NormalizedName) -> Decision | None:
-        widened = name in self.pulled
+    def project_decision(self, name: NormalizedName, *, as_pulled: bool = False) -> Decision | None:
+        """The decision that drops ``name``, or None; ``as_pulled``: as if pull-through had brought it in."""
+        widened = as_pulled or name in self.pulled
         for plugin, named in self._projects:
             if widened and named:
                 continue
@@ -239,6 +245,8 @@ class FilterChain:
 
     def with_pulled(self, names: Collection[NormalizedName]) -> FilterChain:
         """The same chain keeping ``names`` too, as projects pull-through brought in."""
+        if all(name in self.pulled for name in names):
+            return self
         return replace(self, pulled=self.pulled | frozenset(names))
 
     def lazy(self, name: NormalizedName) -> bool:
@@ -268,6 +276,26 @@ class FilterChain:
         return FilterChain(
             tuple(p.with_closure(closure) if isinstance(p, DependencyRoots) else p for p in self.plugins), self.pulled
         )
+
+
+_ROLES: dict[type, tuple[bool, bool, bool, bool]] = {}
+
+
+def _roles(cls: type) -> tuple[bool, bool, bool, bool]:
+    """Which of project filter, project set, release filter, file filter instances of ``cls`` are.
+
+    Per class, once: the protocols have methods only, so the class decides, and isinstance against
+    a runtime-checkable protocol walks its members on every call (a chain is made per pull).
+    """
+    roles = _ROLES.get(cls)
+    if roles is None:
+        roles = _ROLES[cls] = (
+            issubclass(cls, ProjectFilter),
+            issubclass(cls, ProjectSet),
+            issubclass(cls, ReleaseFilter),
+            issubclass(cls, FileFilter),
+        )
+    return roles
 
 
 def _drop_releases(plugin: ReleaseFilter, page: ProjectPage, alive: list[int], dropped: dict[int, Decision]) -> None:

@@ -820,7 +820,7 @@ class Syncer:
         """
         if self.reserved(name):  # asked first: a private name never even joins the pulled set
             return PullResult(name, "refused", f"{name}: a private project; never taken from the upstream")
-        decision = self.filters.with_pulled([name]).project_decision(name)
+        decision = self.filters.project_decision(name, as_pulled=True)
         if decision is not None:
             return PullResult(name, "refused", f"{name}: {decision.reason} ({decision.plugin})")
         started = time.time()
