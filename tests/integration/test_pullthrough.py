@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.error import HTTPError
 from urllib.parse import urljoin, urlsplit
 from urllib.request import Request, urlopen
 
@@ -307,10 +308,11 @@ def test_while_a_sync_holds_the_lock(upstream: FakePyPI, mirror: Mirror, tmp_pat
         upstream.clear_requests()
         with Lock(mirror.root / "m" / "state" / "lock"):
             request = Request(direct + "dep/", headers={"Accept": JSON})
-            with pytest.raises(OSError) as caught:
+            with pytest.raises(HTTPError) as caught:
                 urlopen(request, timeout=30)
-            assert getattr(caught.value, "code", None) == 503
-            assert caught.value.headers["Retry-After"] == "30"  # type: ignore[attr-defined]
+            with caught.value:  # an HTTPError holds the response (and its socket) until closed
+                assert caught.value.code == 503
+                assert caught.value.headers["Retry-After"] == "30"
             status, body = get(direct + "demo/")
             assert status == 200 and "demo-1.0.tar.gz" in filenames(json.loads(body))
         assert team.upstream_asks("/simple/dep/") == 0
