@@ -17,6 +17,7 @@ import anyio
 
 from mirror.core import layout
 from mirror.errors import EnvironmentFault
+from mirror.storage._put_child import link
 from mirror.storage.base import ChangeHook, Entry, check_path
 from mirror.storage.putter import Put, PutFailed, Putter
 
@@ -289,21 +290,14 @@ class FileStorage:
                 self._on_change(path, False)
 
     def _link_atomic(self, source: str, path: str) -> None:
-        """Publish ``path`` as a hard link to the published ``source`` (a copy where links fail)."""
-        final, temp = self._name(path), self._temp_for(path)
-        try:
-            os.link(self._name(source), temp)
-        except FileExistsError as exc:
-            raise fatal(exc, Path(temp)) from None
-        except OSError:  # no hard links here (or across this mount): the same bytes, copied
-            self._write_atomic(path, self.read(source), None)
-            return
-        try:
-            os.replace(temp, final)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise fatal(exc, Path(final)) from None
+        """Publish ``path`` as a hard link to the published ``source`` (a copy where links fail).
+
+        The writer process's own call: one implementation for both ways a page is written.
+        """
+        final = self._name(path)
+        code = link(final, self._temp_for(path), self._name(source))
+        if code:
+            raise fatal(OSError(code, os.strerror(code)), Path(final)) from None
 
     def write_atomic(self, path: str, chunks: Iterable[bytes]) -> None:
         self._write_atomic(path, chunks, self._hook(path))
