@@ -199,7 +199,8 @@ def test_kill_9_during_syncs_then_a_rerun_converges_to_a_clean_runs_objects(tmp_
                 up.remove_project("pkg15")
             for i in range(trial, trial + 4):
                 up.add_release(f"pkg{i:02d}", f"1.{trial + 1}", payload_size=20_000)
-            up.faults.rates(slow=1.0, slow_delay=0.05, seed=trial)
+            # Each request 0.1 s late: a run outlasts the kill window (0.6-1.6 s) however fast the machine.
+            up.faults.rates(slow=1.0, slow_delay=0.1, seed=trial)
             process = mirror.start_process("--quiet", "sync", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(0.6, 1.6))
             landed += process.poll() is None
