@@ -8,6 +8,7 @@ A crash anywhere leaves the previous consistent tree visible; the next run repai
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -709,10 +710,16 @@ class Syncer:
                 for download in queue:
                     await self._fetch_file(name, download, required)
 
+            if len(batch) == 1:
+                await drain()
+                continue
+            # A plain asyncio task group: anyio's costs a cancel scope and an event per task (~3%
+            # of a sync's CPU). A cancellation of this task still reaches every drain: the group
+            # cancels them, and waits for them.
             try:
-                async with anyio.create_task_group() as group:
+                async with asyncio.TaskGroup() as group:
                     for _ in range(min(self.config.workers, len(batch))):
-                        group.start_soon(drain)
+                        group.create_task(drain())
             except BaseExceptionGroup as group_error:
                 raise unwrap(group_error) from None
 

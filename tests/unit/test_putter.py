@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -126,6 +128,58 @@ def test_without_publishing_or_with_fsync_files_are_written_in_process(tmp_path:
 
         anyio.run(main)
         assert tree(web) == {"simple/a/index.html": b"a"}
+
+
+async def _cancelled_mid_put(storage: FileStorage, cancel: Callable[[], object], reached: list[str]) -> None:
+    """Publish a file while the writer process is stopped, cancel the caller meanwhile, then let it go on."""
+    await storage.write_pages([("simple/a/index.html", b"a")])  # starts the writer process
+    putter = storage._putter
+    assert putter is not None and putter._transport is not None
+    pid = putter._transport.get_pid()
+    os.kill(pid, signal.SIGSTOP)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, cancel)
+    loop.call_later(0.3, os.kill, pid, signal.SIGCONT)
+    writer = storage.open_async_writer("packages/ab/cd/ef/demo-1.0-py3-none-any.whl")
+    await writer.write(b"wheel")
+    await writer.commit()  # returns: the file was published, and its caller learns it
+    reached.append("committed")
+    await asyncio.sleep(0)  # the deferred cancellation lands at the next checkpoint
+    reached.append("past the checkpoint")
+
+
+@pytest.mark.parametrize("way", ["anyio", "asyncio"])
+def test_a_cancelled_caller_still_learns_what_was_published(tmp_path: Path, way: str) -> None:
+    """Cancelled while the writer process works: the put completes and is recorded, the
+    cancellation then lands at the caller's next checkpoint, for an anyio scope (which still
+    recognises it as its own) and for a plain asyncio task alike."""
+    changes: list[str] = []
+    storage = FileStorage(tmp_path, on_change=lambda path, deleted: changes.append(path))
+    reached: list[str] = []
+
+    async def with_anyio() -> None:
+        async with storage.publishing():
+            with anyio.CancelScope() as scope:
+                await _cancelled_mid_put(storage, scope.cancel, reached)
+            assert scope.cancelled_caught
+            await anyio.sleep(0)  # the scope took its cancellation back: nothing is left pending
+            reached.append("after the scope")
+
+    async def with_asyncio() -> None:
+        async with storage.publishing():
+            task = asyncio.create_task(_cancelled_mid_put(storage, lambda: task.cancel(), reached))
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert task.cancelled()
+
+    if way == "anyio":
+        anyio.run(with_anyio)
+        assert reached == ["committed", "after the scope"]
+    else:
+        asyncio.run(with_asyncio())
+        assert reached == ["committed"]
+    assert changes[-1] == "packages/ab/cd/ef/demo-1.0-py3-none-any.whl"
+    assert (tmp_path / "packages/ab/cd/ef/demo-1.0-py3-none-any.whl").read_bytes() == b"wheel"
 
 
 PARENT = """
