@@ -38,6 +38,11 @@ class BoundedDecoder:
         # gzip: a gzip header; deflate: RFC 9110 says a zlib stream, but servers send raw deflate too.
         self._zlib = zlib.decompressobj(zlib.MAX_WBITS if self._deflate else zlib.MAX_WBITS | 16)
 
+    @property
+    def identity(self) -> bool:
+        """True when the body is not encoded: each piece as read is a decoded piece (of at most ``piece`` bytes)."""
+        return self._zlib is None
+
     def decode(self, data: bytes) -> Iterator[bytes]:
         """The decoded pieces of ``data`` (each at most ``piece`` bytes)."""
         if self._zlib is None:

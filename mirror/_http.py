@@ -14,11 +14,11 @@ import hashlib
 import io
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import aiohttp
 import anyio
@@ -143,8 +143,8 @@ class Reply(Protocol):
     def url(self) -> str:
         """After redirects."""
 
-    def aiter_raw(self) -> AsyncIterator[bytes]:
-        """The body as sent (still content-encoded), in pieces of at most ``_READ_SIZE``."""
+    async def read_raw(self) -> bytes:
+        """The next piece of the body as sent (still content-encoded), at most ``_READ_SIZE``; b"" at its end."""
 
 
 class Client(Protocol):
@@ -156,11 +156,12 @@ class Client(Protocol):
 
 
 class _HttpxReply:
-    __slots__ = ("_response", "status_code")
+    __slots__ = ("_pieces", "_response", "status_code")
 
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
         self.status_code = response.status_code
+        self._pieces: AsyncIterator[bytes] | None = None
 
     def header(self, name: str) -> str | None:
         value: str | None = self._response.headers.get(name)
@@ -170,10 +171,11 @@ class _HttpxReply:
     def url(self) -> str:
         return str(self._response.url)
 
-    async def aiter_raw(self) -> AsyncIterator[bytes]:
+    async def read_raw(self) -> bytes:
+        if self._pieces is None:
+            self._pieces = self._response.aiter_raw(_READ_SIZE)
         try:
-            async for chunk in self._response.aiter_raw():
-                yield chunk
+            return await anext(self._pieces, b"")
         except httpx.TransportError as exc:
             raise TransientError(f"{self.url}: {type(exc).__name__} while reading: {exc}") from exc
 
@@ -216,10 +218,9 @@ class _AiohttpReply:
     def url(self) -> str:
         return str(self._response.url)
 
-    async def aiter_raw(self) -> AsyncIterator[bytes]:
+    async def read_raw(self) -> bytes:
         try:
-            async for chunk in self._response.content.iter_chunked(_READ_SIZE):
-                yield chunk
+            return await self._response.content.read(_READ_SIZE)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientError(f"{self.url}: {_aiohttp_error(exc)} while reading: {exc}") from exc
 
@@ -236,20 +237,51 @@ class _AiohttpClient:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
 
-    @asynccontextmanager
-    async def stream(self, method: str, url: str, headers: Mapping[str, str]) -> AsyncIterator[Reply]:
-        try:
-            async with self._session.request(method, url, headers=headers, max_redirects=_MAX_REDIRECTS) as response:
-                yield _AiohttpReply(response)
-        except aiohttp.TooManyRedirects:
-            raise UpstreamError(f"{url}: too many redirects") from None
-        except aiohttp.InvalidURL as exc:
-            raise UpstreamError(f"{url}: unsupported URL ({exc})") from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransientError(f"{url}: {_aiohttp_error(exc)}: {str(exc) or 'connection failed'}") from exc
+    def stream(self, method: str, url: str, headers: Mapping[str, str]) -> _AiohttpExchange:
+        return _AiohttpExchange(self._session, method, url, headers)
 
     async def aclose(self) -> None:
         await self._session.close()
+
+
+class _AiohttpExchange:
+    """One request and its response, as an async context manager.
+
+    A class, not an ``asynccontextmanager`` generator: this runs once per request, and the
+    generator's machinery cost as much as the rest of this module's per-request work. aiohttp's
+    errors, raised on the way in or from the body inside, become ours on the way out.
+    """
+
+    __slots__ = ("_context", "_url")
+
+    def __init__(self, session: aiohttp.ClientSession, method: str, url: str, headers: Mapping[str, str]) -> None:
+        self._url = url
+        self._context = session.request(method, url, headers=headers, max_redirects=_MAX_REDIRECTS)
+
+    async def __aenter__(self) -> Reply:
+        try:
+            return _AiohttpReply(await self._context.__aenter__())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            _raise_ours(self._url, exc)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        try:
+            await self._context.__aexit__(kind, exc, traceback)
+        except (aiohttp.ClientError, TimeoutError) as failure:
+            _raise_ours(self._url, failure)
+        if isinstance(exc, (aiohttp.ClientError, TimeoutError)):
+            _raise_ours(self._url, exc)
+
+
+def _raise_ours(url: str, exc: aiohttp.ClientError | TimeoutError) -> NoReturn:
+    """Raise our error for an aiohttp error."""
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        raise UpstreamError(f"{url}: too many redirects") from None
+    if isinstance(exc, aiohttp.InvalidURL):
+        raise UpstreamError(f"{url}: unsupported URL ({exc})") from None
+    raise TransientError(f"{url}: {_aiohttp_error(exc)}: {str(exc) or 'connection failed'}") from exc
 
 
 def _aiohttp_error(exc: BaseException) -> str:
@@ -404,7 +436,7 @@ class Upstream:
         # One growing buffer whose bytes getvalue() hands over without a copy: a list of chunks
         # and its join held every large page twice at its peak.
         body = io.BytesIO()
-        async for chunk in _stream(response):
+        async for chunk in _Body(response):
             if body.tell() + len(chunk) > limit:
                 raise UpstreamError(f"{response.url}: page exceeds the {limit // 2**20} MB limit")
             body.write(chunk)
@@ -440,7 +472,7 @@ class Upstream:
     ) -> Fetched:
         check = _Checker(str(response.url), size, hashes, limit)
         try:
-            async for chunk in _stream(response):
+            async for chunk in _Body(response):
                 check.update(chunk)
                 await writer.write(chunk)
             fetched = check.finish()
@@ -451,23 +483,74 @@ class Upstream:
         self.counters.bytes += fetched.size
         return fetched
 
-    @asynccontextmanager
-    async def _request(self, method: str, url: str, headers: Mapping[str, str]) -> AsyncIterator[Reply]:
-        async with self._limiter:
-            self.counters.requests += 1
-            async with self._client.stream(method, url, headers) as response:
-                yield response
+    def _request(self, method: str, url: str, headers: Mapping[str, str]) -> _Limited:
+        return _Limited(self, method, url, headers)
 
 
-async def _stream(response: Reply) -> AsyncIterator[bytes]:
-    """The decoded body, in pieces of at most ``_READ_SIZE`` (see :mod:`mirror._decoding`)."""
-    decoder = BoundedDecoder(response.header("content-encoding") or "", _READ_SIZE)
-    try:
-        async for chunk in response.aiter_raw():
-            for piece in decoder.decode(chunk):
-                yield piece
-    except DecodeError as exc:
-        raise TransientError(f"{response.url}: body does not decode: {exc}") from exc
+class _Limited:
+    """A request within the upstream's limit on concurrent requests: ``async with`` gives its Reply."""
+
+    __slots__ = ("_exchange", "_headers", "_method", "_upstream", "_url")
+
+    def __init__(self, upstream: Upstream, method: str, url: str, headers: Mapping[str, str]) -> None:
+        self._upstream, self._method, self._url, self._headers = upstream, method, url, headers
+        self._exchange: AbstractAsyncContextManager[Reply] | None = None
+
+    async def __aenter__(self) -> Reply:
+        upstream = self._upstream
+        await upstream._limiter.acquire()
+        try:
+            upstream.counters.requests += 1
+            self._exchange = upstream._client.stream(self._method, self._url, self._headers)
+            return await self._exchange.__aenter__()
+        except BaseException:
+            self._exchange = None
+            upstream._limiter.release()
+            raise
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        assert self._exchange is not None
+        try:
+            await self._exchange.__aexit__(kind, exc, traceback)
+        finally:
+            self._upstream._limiter.release()
+
+
+class _Body:
+    """The decoded body, in pieces of at most ``_READ_SIZE`` (see :mod:`mirror._decoding`).
+
+    An async iterator class rather than an async generator: asyncio registers every async
+    generator for finalization on its first step (a WeakSet entry), two per request before.
+    """
+
+    __slots__ = ("_decoder", "_pieces", "_response")
+
+    def __init__(self, response: Reply) -> None:
+        self._response = response
+        self._decoder = BoundedDecoder(response.header("content-encoding") or "", _READ_SIZE)
+        self._pieces: Iterator[bytes] | None = None
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while True:
+            if self._pieces is not None:
+                try:
+                    piece = next(self._pieces, None)
+                except DecodeError as exc:
+                    raise TransientError(f"{self._response.url}: body does not decode: {exc}") from exc
+                if piece is not None:
+                    return piece
+                self._pieces = None
+            chunk = await self._response.read_raw()
+            if not chunk:
+                raise StopAsyncIteration
+            if self._decoder.identity:
+                return chunk
+            self._pieces = self._decoder.decode(chunk)
 
 
 class _Checker:

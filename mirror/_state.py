@@ -310,8 +310,9 @@ class State:
 
     def remove_files(self, paths: Iterable[str]) -> None:
         rows = [(p,) for p in paths]
-        self._db.executemany("DELETE FROM files WHERE path = ?", rows)
-        self._wrote(len(rows))
+        if rows:  # most synced pages delete nothing: no statement at all then
+            self._db.executemany("DELETE FROM files WHERE path = ?", rows)
+            self._wrote(len(rows))
 
     def publish_project(
         self, name: str, serial: int | None, etag: str | None, last_modified: str | None, page_sha256: str | None = None
@@ -500,6 +501,9 @@ class State:
     def keep_lazy(self, project: str, paths: Iterable[str]) -> None:
         """Forget ``project``'s lazy files that are not in ``paths`` (its new page no longer links them)."""
         keep = set(paths)
+        if not keep:  # nearly every project: one statement, not a read and then a write
+            self._wrote(self._db.execute("DELETE FROM lazy WHERE project = ?", (project,)).rowcount)
+            return
         gone = [(p,) for p in self.lazy_paths(project) if p not in keep]
         self._db.executemany("DELETE FROM lazy WHERE path = ?", gone)
         self._wrote(len(gone))

@@ -264,6 +264,8 @@ class FilterChain:
     def filter_page_until(self, page: ProjectPage) -> tuple[ProjectPage, str | None]:
         """The filtered page, and the earliest time a drop of it expires (None: no drop does)."""
         verdicts = self.explain(page)
+        if all(v.dropped is None for v in verdicts):
+            return page, None  # the page itself: a copy of a frozen page per project showed in profiles
         kept = tuple(v.file for v in verdicts if v.dropped is None)
         until = min((v.dropped.until for v in verdicts if v.dropped is not None and v.dropped.until), default=None)
         return replace(page, files=kept), until

@@ -38,7 +38,7 @@ def check_path(path: str) -> str:
     Paths come from :mod:`mirror.core.layout`, which already refuses anything unsafe: this is
     every backend's last fence.
     """
-    if "\\" in path or "\x00" in path or any(part in _BAD_PARTS for part in path.split("/")):
+    if "\\" in path or "\x00" in path or not _BAD_PARTS.isdisjoint(path.split("/")):
         raise UnsafeName(f"refusing path {path!r}")
     return path
 

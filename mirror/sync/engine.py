@@ -485,22 +485,17 @@ class Syncer:
 
     async def sync_queued(self) -> None:
         """Sync every project queued in state, with ``config.workers`` workers."""
-        send, receive = anyio.create_memory_object_stream[IndexChange](self.config.workers)
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._produce, send)
-            for _ in range(self.config.workers):
-                group.start_soon(self._consume, receive.clone())
-            receive.close()
+        # The workers share one iterator over the queue (one coroutine at a time advances it):
+        # a memory stream between a producer and them cost a checkpoint and a wake-up per project.
+        work = self.state.iter_work(Action.SYNC)
 
-    async def _produce(self, send: anyio.abc.ObjectSendStream[IndexChange]) -> None:
-        async with send:
-            for change in self.state.iter_work(Action.SYNC):
-                await send.send(change)
-
-    async def _consume(self, receive: anyio.abc.ObjectReceiveStream[IndexChange]) -> None:
-        async with receive:
-            async for change in receive:
+        async def worker() -> None:
+            for change in work:
                 await self._sync_one(change)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(self.config.workers):
+                group.start_soon(worker)
 
     async def _sync_one(self, change: IndexChange) -> None:
         name = change.name
@@ -556,7 +551,7 @@ class Syncer:
         pages = None
         if not plan.fetches and not plan.deletes:
             # Nothing to fetch or delete: these are the pages to publish, unless they are served already.
-            pages = self._pages(name, plan, lazy)
+            pages = self._pages(name, plan, lazy, dict(held) if lazy else held)
             if self._published_as(pages):
                 # Same files, hashes, yanks, status and metadata as served: no rename, no diff line.
                 if not self.options.dry_run:
@@ -768,13 +763,18 @@ class Syncer:
         return True
 
     def _pages(
-        self, name: NormalizedName, plan: ProjectPlan, lazy: Mapping[str, Download] | None = None
+        self,
+        name: NormalizedName,
+        plan: ProjectPlan,
+        lazy: Mapping[str, Download] | None = None,
+        held: dict[str, LocalFile] | None = None,
     ) -> list[tuple[str, bytes]]:
         """The project's pages as they are to be published, JSON first.
 
         ``lazy`` files are linked without being held: they are fetched on first use (see :meth:`fetch_lazy`).
+        ``held``: what state holds for the project, when the caller has just read it (it is updated here).
         """
-        on_disk = self.state.project_files(name)
+        on_disk = self.state.project_files(name) if held is None else held
         for path, download in (lazy or {}).items():
             on_disk[path] = LocalFile(path, download.size or 0, download.hashes["sha256"])
         missing = [item.path for item in plan.files if item.path not in on_disk]
