@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from rich.console import Console
 from rich.filesize import decimal
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
 
 
 class Reporter(Protocol):
@@ -66,6 +68,11 @@ class RichReporter:
     """Two bars (projects; files and bytes) that stay readable however many downloads run at once."""
 
     def __init__(self, console: Console | None = None, *, verbose: bool = False) -> None:
+        # Imported here: only a terminal shows bars, and rich's console and progress cost ~20 ms
+        # of every cron or timer run's start otherwise.
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
         self._console = console or Console(stderr=True)
         self._verbose = verbose
         self._progress = Progress(
@@ -121,5 +128,7 @@ class RichReporter:
 def make_reporter(*, quiet: bool, verbose: bool, stream: TextIO | None = None) -> Reporter:
     stream = stream or sys.stderr
     if stream.isatty() and not quiet:
+        from rich.console import Console
+
         return RichReporter(Console(file=stream), verbose=verbose)
     return PlainReporter(stream, quiet=quiet, verbose=verbose)
