@@ -22,7 +22,7 @@ from typing import Any
 
 from harness.measure import ChildResult, TreeCount, count_packages, run_child
 from harness.paths import LOGS, RUNS, default_floor
-from harness.prepare import BANDERSNATCH_VERSION, ensure_bandersnatch, ensure_wheels
+from harness.prepare import BANDERSNATCH_VERSION, ensure_bandersnatch, ensure_bytecode, ensure_wheels
 from harness.report import Ratios, Run, print_workload, summarize, to_json
 from harness.tools import Tool, bandersnatch_tool, floor_tool, mirror_tool
 from harness.upstream_proc import Expected, UpstreamProcess
@@ -270,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(line_buffering=True)  # progress lines show up in a log file as they happen
     console = Console(width=None if sys.stdout.isatty() else 160)
     bandersnatch = args.bandersnatch or ensure_bandersnatch()
+    ensure_bytecode()
     workers = [int(w) for w in args.mirror_workers.split(",")]
     tools = [mirror_tool(w) for w in workers] + [bandersnatch_tool(bandersnatch)]
     if not args.no_floor:

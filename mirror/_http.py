@@ -346,6 +346,10 @@ class Upstream:
     async def __aenter__(self) -> Upstream:
         return self
 
+    def spare(self) -> bool:
+        """True when a request could start now, without waiting for a slot."""
+        return not self._limiter.locked()
+
     async def __aexit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType]) -> None:
         await self._client.aclose()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -391,3 +393,20 @@ def test_unusable_names_in_the_root_are_skipped_not_fatal(
     assert "skipped 1 unusable entries of the upstream index" in capsys.readouterr().err
     check_tree(mirror.web)
     assert (mirror.web / "simple" / "ok" / "index.html").exists()
+
+
+def test_a_large_project_downloads_its_files_side_by_side(upstream: FakePyPI, mirror: Mirror) -> None:
+    """Alone in a run, a project's downloads fill every request slot (workers = 4), not one at a time.
+
+    Each file answers after 0.5 s: 24 files take 12 s one by one, about 3 s four at a time.
+    """
+    for minor in range(12):
+        upstream.add_release("big", f"1.{minor}")
+    upstream.faults.slow(re.compile(r".*\.(whl|tar\.gz)$"), 0.5, count=24)
+    mirror.write_config(upstream.simple_url)
+    started = time.monotonic()
+    assert mirror.run("sync") == EXIT_OK
+    assert time.monotonic() - started < 8
+    assert upstream.faults.pending() == 0  # every file was slowed
+    check_tree(mirror.web)
+    assert len(page_files(mirror.web, "big")) == 24
