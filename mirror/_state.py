@@ -116,6 +116,9 @@ class Change:
     """Written, and absent at the start of the range asked for (not merely rewritten)."""
 
 
+# Bound parameters per `IN (...)` query (SQLite allows 32,766; short queries plan and bind fast).
+_IN_PARAMS = 500
+
 # Names of the temporary tables iter_changes reads from (one per iteration in flight).
 _SNAPSHOTS = itertools.count()
 
@@ -305,6 +308,17 @@ class State:
     def file_owner(self, path: str) -> str | None:
         row = self._db.execute("SELECT project FROM files WHERE path = ?", (path,)).fetchone()
         return None if row is None else str(row[0])
+
+    def file_owners(self, paths: Iterable[str]) -> dict[str, str]:
+        """The project of each of ``paths`` that state holds (a path it does not hold is left out)."""
+        wanted = list(paths)
+        owners: dict[str, str] = {}
+        for start in range(0, len(wanted), _IN_PARAMS):
+            chunk = wanted[start : start + _IN_PARAMS]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT path, project FROM files WHERE path IN ({marks})"  # noqa: S608 - placeholders only
+            owners.update((str(path), str(project)) for path, project in self._db.execute(query, chunk))
+        return owners
 
     def add_file(self, project: str, held: LocalFile) -> None:
         self._db.execute(

@@ -36,7 +36,9 @@ _RECOVER = (
     "rebuild it from the tree with `mirror verify --rebuild-state` (reads pages, hashes files, downloads nothing)"
 )
 ROOT_STAT = "root_stat"
-"""State meta: size and mtime of the root index state last wrote (the root it wrote lists only what it knows)."""
+"""State meta: the sha256 of the root index state last wrote (the root it wrote lists only what it knows)."""
+ROOT_SIZE = "root_size"
+"""State meta: the size of that root index (a cheap sign that the published root is still it)."""
 
 
 def check_state(web: Storage, where: str, state_dir: Path, state: State | None) -> None:
@@ -113,6 +115,16 @@ def _has_page(storage: Storage, name: str) -> bool:
 def remember_root(state: State, storage: Storage) -> None:
     """Record which root state wrote (call right after writing it)."""
     state.set_meta(ROOT_STAT, _root_digest(storage))
+    state.set_meta(ROOT_SIZE, storage.size(_ROOT_JSON))
+
+
+def root_is_ours(state: State, storage: Storage) -> bool:
+    """Whether the published JSON root looks like the one state last wrote (or neither exists), by its size.
+
+    One stat, for a decision that only saves work: a root another writer left at the same size
+    reads as ours (a restored state's root lists other projects or serials, nearly always another size).
+    """
+    return storage.size(_ROOT_JSON) == state.get_int(ROOT_SIZE)
 
 
 def _root_digest(storage: Storage) -> str | None:

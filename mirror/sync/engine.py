@@ -28,7 +28,7 @@ from mirror._config import Config
 from mirror._http import NotAPageType, Page, TransientError, Upstream
 from mirror._progress import Reporter
 from mirror._state import State
-from mirror._stateloss import check_root, remember_root
+from mirror._stateloss import check_root, remember_root, root_is_ours
 from mirror.core import layout, parse, render
 from mirror.core.filters import FilterChain, ProjectFilter
 from mirror.core.models import IndexEntry, IndexMeta, ProjectPage
@@ -133,6 +133,8 @@ class Syncer:
         self._named: frozenset[NormalizedName] | None = None
         # Private projects (mirror add, uploads): never taken from the upstream, never deleted by a sync.
         self._private: frozenset[NormalizedName] = state.private_names()
+        # Whether a download first looks for the file already at its final name (see _adopt).
+        self._adopting: bool | None = None
         self._pulling: set[NormalizedName] = set()  # the names pull-through is fetching now
 
     # -- the run ------------------------------------------------------------------------------
@@ -680,8 +682,10 @@ class Syncer:
 
     def _claim(self, name: str, plan: ProjectPlan) -> None:
         # Every distribution download is a planned file, so this checks each path once.
-        for path in [item.path for item in plan.files] + [d.path for d in (*plan.metadata, *plan.provenance)]:
-            owner = self._claims.get(path) or self.state.file_owner(path)
+        paths = [item.path for item in plan.files] + [d.path for d in (*plan.metadata, *plan.provenance)]
+        owners = self.state.file_owners(paths)  # one query per project, not one per path
+        for path in paths:
+            owner = self._claims.get(path) or owners.get(path)
             if owner is not None and owner != name:
                 raise UnsafeName(f"{name}: {path} already belongs to project {owner}")
         for download in plan.fetches:
@@ -759,7 +763,18 @@ class Syncer:
         self.reporter.file_done(download.path, fetched.size)
 
     def _adopt(self, name: str, download: Download) -> bool:
-        """A verified file already at its final name (a crash before state caught up) is reused."""
+        """A verified file already at its final name that state does not know (it is behind) is reused.
+
+        Only looked for when the published root is not the one state last wrote (a database
+        restored from a backup, another writer): a file system call (an S3 HEAD) per download
+        otherwise finds nothing, since the start-of-run recovery has already recorded or removed
+        what a killed run left. Were a file there anyway, it is downloaded again and replaced by
+        the same verified bytes.
+        """
+        if self._adopting is None:
+            self._adopting = not root_is_ours(self.state, self.storage)
+        if not self._adopting:
+            return False
         size = self.storage.size(download.path)
         if size is None or (download.size is not None and size != download.size):
             return False

@@ -106,3 +106,15 @@ def test_a_state_database_from_before_page_digests_gains_the_column(tmp_path: Pa
     assert state.page_digest("demo") == "ab" * 32
     assert state.local_project("demo") is not None
     state.close()
+
+
+def test_file_owners_answers_many_paths_in_chunks(tmp_path: Path) -> None:
+    state = State(tmp_path / "s.sqlite3")
+    for i in range(1200):  # more than one chunk of bound parameters
+        state.add_file(f"p{i % 3}", LocalFile(f"packages/{i:04d}.whl", 1, "0" * 64))
+    asked = [f"packages/{i:04d}.whl" for i in range(0, 1300, 7)]
+    owners = state.file_owners(asked)
+    assert owners == {p: state.file_owner(p) for p in asked if state.file_owner(p) is not None}
+    assert len(owners) == len([i for i in range(0, 1300, 7) if i < 1200])
+    assert state.file_owners([]) == {}
+    state.close()
