@@ -186,10 +186,19 @@ def _hashed_link(base_url: str, link: str, what: str) -> tuple[str, dict[str, st
     return url, hashes
 
 
+# An absolute http(s) URL of plain ASCII with no query, parameters, fragment or whitespace: what
+# urljoin and urldefrag give back for it is the URL itself (tests/unit/test_url_fuzz.py checks it),
+# and it is nearly every file URL of a real page. A match costs a fifth of those two calls (3% of a sync).
+_PLAIN_ABSOLUTE = re.compile(r"https?://[A-Za-z0-9.\-]+(?::[0-9]+)?/[A-Za-z0-9\-._~!$&'()*+,=:@/%]*")
+
+
 def _join(base_url: str, link: str, what: str) -> str:
     """Resolve ``link`` against ``base_url`` and drop any fragment."""
+    link = link.strip()
+    if _PLAIN_ABSOLUTE.fullmatch(link):
+        return link
     try:
-        absolute = urljoin(base_url, link.strip())
+        absolute = urljoin(base_url, link)
     except ValueError:
         raise _Invalid(f"{what}: unusable URL {_short(link)}") from None
     return urldefrag(absolute).url
