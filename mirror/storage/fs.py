@@ -244,7 +244,8 @@ class FileStorage:
         return self._prefix + check_path(path)
 
     def _temp_for(self, path: str) -> str:
-        return self._name(layout.temp_name(path, _token()))
+        # The temporary name only adds a hidden file name beside a checked path: nothing to check again.
+        return self._prefix + layout.temp_name(check_path(path), _token())
 
     def _full(self, path: str) -> Path:
         return Path(self._name(path))
@@ -254,8 +255,9 @@ class FileStorage:
         return None if hook is None else lambda: hook(path, False)
 
     def open_async_writer(self, path: str, sha256: str | None = None) -> BufferedWriter:
-        final = self._name(path)
-        temp = self._temp_for(path)
+        checked = check_path(path)
+        final = self._prefix + checked
+        temp = self._prefix + layout.temp_name(checked, _token())
         return BufferedWriter(final, temp, self._fsync, self._offload, self._hook(path), self._put_files())
 
     async def write_pages(self, pages: Iterable[tuple[str, bytes]]) -> None:

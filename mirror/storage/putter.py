@@ -126,6 +126,7 @@ class Putter:
         self._ids = itertools.count(1)
         self._gone = False
         self._exited: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Requests packed during one turn of the event loop, written to the pipe at its end.
         self._outbox: list[bytes] = []
         self.stderr = b""
@@ -133,7 +134,7 @@ class Putter:
     @classmethod
     async def start(cls) -> Putter:
         putter = cls()
-        loop = asyncio.get_running_loop()
+        loop = putter._loop = asyncio.get_running_loop()
         putter._exited = loop.create_future()
         try:
             transport, _ = await loop.subprocess_exec(
@@ -177,26 +178,27 @@ class Putter:
                 raise PutFailed(code, path)
 
     def _send(self, files: Sequence[Put]) -> _Group:
-        if self._gone or self._stdin is None:
+        if self._gone or self._stdin is None or self._loop is None:
             raise self._died()
-        loop = asyncio.get_running_loop()
-        group = _Group(loop, len(files))
-        first = next(self._ids)
-        parts: list[bytes] = []
+        group = _Group(self._loop, len(files))
+        ids, pending, temps = self._ids, self._pending, group.temps
+        first = next(ids)
+        parts: list[bytes] = []  # into the outbox whole, or not at all (an encoding error midway)
         for index, (final, temp, chunks) in enumerate(files):
-            ident = next(self._ids)
+            ident = next(ids)
             final_bytes, temp_bytes = final.encode(*ENCODING), temp.encode(*ENCODING)
             if isinstance(chunks, str):
                 source = chunks.encode(*ENCODING)
                 parts.append(HEADER.pack(ident, first, len(final_bytes), len(temp_bytes), len(source) | LINK))
                 parts += (final_bytes, temp_bytes, source)
             else:
-                parts.append(HEADER.pack(ident, first, len(final_bytes), len(temp_bytes), sum(map(len, chunks))))
+                size = len(chunks[0]) if len(chunks) == 1 else sum(map(len, chunks))
+                parts.append(HEADER.pack(ident, first, len(final_bytes), len(temp_bytes), size))
                 parts += (final_bytes, temp_bytes, *chunks)
-            self._pending[ident] = (group, index)
-            group.temps.append(temp)
+            pending[ident] = (group, index)
+            temps.append(temp)
         if not self._outbox:
-            loop.call_soon(self._flush)
+            self._loop.call_soon(self._flush)
         self._outbox += parts
         return group
 
