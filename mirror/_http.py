@@ -346,12 +346,12 @@ class Upstream:
     async def __aenter__(self) -> Upstream:
         return self
 
+    async def __aexit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType]) -> None:
+        await self._client.aclose()
+
     def spare(self) -> bool:
         """True when a request could start now, without waiting for a slot."""
         return not self._limiter.locked()
-
-    async def __aexit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType]) -> None:
-        await self._client.aclose()
 
     async def _with_retries(self, once: Callable[[], Awaitable[T]]) -> T:
         """Run ``once``; on a transient fault, tenacity takes over for the remaining tries.

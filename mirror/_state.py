@@ -311,9 +311,7 @@ class State:
         return {path: LocalFile(path, size, sha256) for path, size, sha256 in rows}
 
     def file_owner(self, path: str) -> str | None:
-        self._flush_files()
-        row = self._db.execute("SELECT project FROM files WHERE path = ?", (path,)).fetchone()
-        return None if row is None else str(row[0])
+        return self.file_owners([path]).get(path)
 
     def file_owners(self, paths: Iterable[str]) -> dict[str, str]:
         """The project of each of ``paths`` that state holds (a path it does not hold is left out)."""

@@ -92,8 +92,8 @@ def check_root(state: State, storage: Storage) -> None:
     check reads the listing only when something else wrote it: a run killed before its state
     commit, an import, a lost or restored database.
     """
-    digest = _root_digest(storage)
-    if digest is None or state.get_meta(ROOT_STAT) == digest:
+    signature = _root_signature(storage)
+    if signature is None or state.get_meta(ROOT_STAT) == signature[0]:
         return
     unknown, first = 0, ""
     for name in root_names(storage, _ROOT_JSON, parse.IndexJsonParser()):
@@ -114,8 +114,9 @@ def _has_page(storage: Storage, name: str) -> bool:
 
 def remember_root(state: State, storage: Storage) -> None:
     """Record which root state wrote (call right after writing it)."""
-    state.set_meta(ROOT_STAT, _root_digest(storage))
-    state.set_meta(ROOT_SIZE, storage.size(_ROOT_JSON))
+    signature = _root_signature(storage)
+    state.set_meta(ROOT_STAT, None if signature is None else signature[0])
+    state.set_meta(ROOT_SIZE, None if signature is None else signature[1])
 
 
 def root_is_ours(state: State, storage: Storage) -> bool:
@@ -127,14 +128,16 @@ def root_is_ours(state: State, storage: Storage) -> bool:
     return storage.size(_ROOT_JSON) == state.get_int(ROOT_SIZE)
 
 
-def _root_digest(storage: Storage) -> str | None:
-    """The sha256 of the published JSON root, or None if there is none (or it cannot be read)."""
+def _root_signature(storage: Storage) -> tuple[str, int] | None:
+    """The sha256 and size of the published JSON root, or None if there is none (or it cannot be read)."""
     if storage.size(_ROOT_JSON) is None:
         return None
     digest = hashlib.sha256()
+    size = 0
     try:
         for chunk in storage.read(_ROOT_JSON):
             digest.update(chunk)
+            size += len(chunk)
     except OSError:
         return None  # writing the new root will report it
-    return digest.hexdigest()
+    return digest.hexdigest(), size

@@ -243,9 +243,11 @@ class FileStorage:
     def _name(self, path: str) -> str:
         return self._prefix + check_path(path)
 
-    def _temp_for(self, path: str) -> str:
-        # The temporary name only adds a hidden file name beside a checked path: nothing to check again.
-        return self._prefix + layout.temp_name(check_path(path), _token())
+    def _names(self, path: str) -> tuple[str, str]:
+        """The final and a fresh temporary name of ``path``, checked once (the temporary name only
+        adds a hidden file name beside it)."""
+        checked = check_path(path)
+        return self._prefix + checked, self._prefix + layout.temp_name(checked, _token())
 
     def _full(self, path: str) -> Path:
         return Path(self._name(path))
@@ -255,9 +257,7 @@ class FileStorage:
         return None if hook is None else lambda: hook(path, False)
 
     def open_async_writer(self, path: str, sha256: str | None = None) -> BufferedWriter:
-        checked = check_path(path)
-        final = self._prefix + checked
-        temp = self._prefix + layout.temp_name(checked, _token())
+        final, temp = self._names(path)
         return BufferedWriter(final, temp, self._fsync, self._offload, self._hook(path), self._put_files())
 
     async def write_pages(self, pages: Iterable[tuple[str, bytes]]) -> None:
@@ -272,10 +272,7 @@ class FileStorage:
         put = self._put_files()
         if put is not None:
             await put(
-                [
-                    (self._name(path), self._temp_for(path), self._name(body) if isinstance(body, str) else [body])
-                    for path, body in pending
-                ]
+                [(*self._names(path), self._name(body) if isinstance(body, str) else [body]) for path, body in pending]
             )
         else:
 
@@ -296,8 +293,8 @@ class FileStorage:
 
         The writer process's own call: one implementation for both ways a page is written.
         """
-        final = self._name(path)
-        code = link(final, self._temp_for(path), self._name(source))
+        final, temp = self._names(path)
+        code = link(final, temp, self._name(source))
         if code:
             raise fatal(OSError(code, os.strerror(code)), Path(final)) from None
 
@@ -305,8 +302,8 @@ class FileStorage:
         self._write_atomic(path, chunks, self._hook(path))
 
     def _write_atomic(self, path: str, chunks: Iterable[bytes], on_commit: Callable[[], None] | None) -> None:
-        temp = self._temp_for(path)
-        writer = FileWriter(self._name(path), temp, self._fsync, on_commit)
+        final, temp = self._names(path)
+        writer = FileWriter(final, temp, self._fsync, on_commit)
         try:
             for chunk in chunks:
                 writer.write(chunk)

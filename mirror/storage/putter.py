@@ -181,22 +181,20 @@ class Putter:
         if self._gone or self._stdin is None or self._loop is None:
             raise self._died()
         group = _Group(self._loop, len(files))
-        ids, pending, temps = self._ids, self._pending, group.temps
-        first = next(ids)
+        first = next(self._ids)
         parts: list[bytes] = []  # into the outbox whole, or not at all (an encoding error midway)
         for index, (final, temp, chunks) in enumerate(files):
-            ident = next(ids)
+            ident = next(self._ids)
             final_bytes, temp_bytes = final.encode(*ENCODING), temp.encode(*ENCODING)
             if isinstance(chunks, str):
                 source = chunks.encode(*ENCODING)
                 parts.append(HEADER.pack(ident, first, len(final_bytes), len(temp_bytes), len(source) | LINK))
                 parts += (final_bytes, temp_bytes, source)
             else:
-                size = len(chunks[0]) if len(chunks) == 1 else sum(map(len, chunks))
-                parts.append(HEADER.pack(ident, first, len(final_bytes), len(temp_bytes), size))
+                parts.append(HEADER.pack(ident, first, len(final_bytes), len(temp_bytes), sum(map(len, chunks))))
                 parts += (final_bytes, temp_bytes, *chunks)
-            pending[ident] = (group, index)
-            temps.append(temp)
+            self._pending[ident] = (group, index)
+            group.temps.append(temp)
         if not self._outbox:
             self._loop.call_soon(self._flush)
         self._outbox += parts

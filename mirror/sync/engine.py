@@ -553,7 +553,7 @@ class Syncer:
         pages = None
         if not plan.fetches and not plan.deletes:
             # Nothing to fetch or delete: these are the pages to publish, unless they are served already.
-            pages = self._pages(name, plan, lazy, dict(held) if lazy else held)
+            pages = self._pages(name, plan, lazy, held)
             if self._published_as(pages):
                 # Same files, hashes, yanks, status and metadata as served: no rename, no diff line.
                 if not self.options.dry_run:
@@ -707,10 +707,10 @@ class Syncer:
             # project downloads with one task, instead of `workers` tasks per project queueing on
             # the limiter (a wake-up each, ~10% of a synthetic sync's wall time); alone, or at the
             # end of a run, a large project still fills every free slot.
-            queue = iter(batch)
             if len(batch) == 1:
                 await self._fetch_file(name, batch[0], required)
                 continue
+            queue = iter(batch)
             drains = 0
 
             async def drain(
@@ -798,11 +798,11 @@ class Syncer:
         """The project's pages as they are to be published, JSON first.
 
         ``lazy`` files are linked without being held: they are fetched on first use (see :meth:`fetch_lazy`).
-        ``held``: what state holds for the project, when the caller has just read it (it is updated here).
+        ``held``: what state holds for the project, when the caller has just read it.
         """
         on_disk = self.state.project_files(name) if held is None else held
-        for path, download in (lazy or {}).items():
-            on_disk[path] = LocalFile(path, download.size or 0, download.hashes["sha256"])
+        if lazy:
+            on_disk = {**on_disk, **{p: LocalFile(p, d.size or 0, d.hashes["sha256"]) for p, d in lazy.items()}}
         missing = [item.path for item in plan.files if item.path not in on_disk]
         if missing:
             raise UpstreamError(f"{name}: {len(missing)} files could not be fetched, e.g. {missing[0]}")
