@@ -8,8 +8,8 @@ A crash anywhere leaves the previous consistent tree visible; the next run repai
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -61,11 +61,11 @@ from mirror.errors import (
     UnsafeName,
     UpstreamError,
     UpstreamUnreachable,
-    unwrap,
 )
 from mirror.storage.base import Storage
 from mirror.storage.fs import fatal
 from mirror.sync import closure, diffs, recovery
+from mirror.sync.fanout import fan_out
 from mirror.sync.journal import TempJournal
 from mirror.sync.run import Options, RunReport
 
@@ -701,39 +701,13 @@ class Syncer:
         for batch, required in ((plan.downloads, True), (plan.metadata, False), (plan.provenance, False)):
             if not batch:
                 continue  # a task group per empty batch was 5% of the pages-only profile
-            # Tasks pulling from one iterator, at most `workers` of them: a task per file cost 7.6 GB
-            # for a page of 900,000 links. They start one at a time, and a drain adds another only
-            # while a request slot is free: with every slot busy (many projects in flight) each
-            # project downloads with one task, instead of `workers` tasks per project queueing on
-            # the limiter (a wake-up each, ~10% of a synthetic sync's wall time); alone, or at the
-            # end of a run, a large project still fills every free slot.
             if len(batch) == 1:
-                await self._fetch_file(name, batch[0], required)
-                continue
-            queue = iter(batch)
-            drains = 0
+                await self._fetch_file(name, required, batch[0])
+            else:
+                fetch = functools.partial(self._fetch_file, name, required)
+                await fan_out(batch, fetch, self.config.workers, self.upstream.spare)
 
-            async def drain(
-                group: asyncio.TaskGroup, queue: Iterator[Download] = queue, required: bool = required
-            ) -> None:
-                nonlocal drains
-                for download in queue:
-                    if drains < self.config.workers and self.upstream.spare():
-                        drains += 1
-                        group.create_task(drain(group))
-                    await self._fetch_file(name, download, required)
-
-            # A plain asyncio task group: anyio's costs a cancel scope and an event per task (~3%
-            # of a sync's CPU). A cancellation of this task still reaches every drain: the group
-            # cancels them, and waits for them.
-            try:
-                async with asyncio.TaskGroup() as group:
-                    drains += 1
-                    group.create_task(drain(group))
-            except BaseExceptionGroup as group_error:
-                raise unwrap(group_error) from None
-
-    async def _fetch_file(self, name: str, download: Download, required: bool) -> None:
+    async def _fetch_file(self, name: str, required: bool, download: Download) -> None:
         if self._adopt(name, download):
             return
         for attempt in (1, 2):
@@ -900,7 +874,7 @@ class Syncer:
         key = f"file:{path}"  # not a project name: its journal entry is its own
         self._journal.add(key, [path.rpartition("/")[0]])
         try:
-            await self._fetch_file(project, Download(url, path, size, {"sha256": sha256}), True)
+            await self._fetch_file(project, True, Download(url, path, size, {"sha256": sha256}))
         finally:
             self._journal.done(key)
         self.state.forget_lazy(path)
