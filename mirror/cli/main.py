@@ -6,10 +6,11 @@ import argparse
 import sqlite3
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
-from mirror import __version__
+from mirror import __version__, _gc
 from mirror import _config as config_mod
 from mirror.errors import EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_OK, MirrorError, unwrap
 
@@ -111,40 +112,46 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    run = _command(args)
+    _gc.settle()  # once the command's modules are imported: they are start-up too
+    return run()
+
+
+def _command(args: argparse.Namespace) -> Callable[[], int]:
     # Each command's module is imported only when it runs: `mirror status` never loads httpx.
     if args.command == "init":
         from mirror.cli.init import init
 
-        return init(Path(args.path))
+        return partial(init, Path(args.path))
     config = config_mod.load(config_mod.locate(args.config))
     if args.command == "status":
         from mirror.cli.status import status
 
-        return status(config, as_json=args.json)
+        return partial(status, config, as_json=args.json)
     if args.command == "serve":
         from mirror.cli.serve import serve
 
-        return serve(config, args.host, args.port)
+        return partial(serve, config, args.host, args.port)
     if args.command in ("add", "remove", "user"):
         from mirror.cli.private import add, remove, user_add
 
         if args.command == "add":
-            return add(config, args)
+            return partial(add, config, args)
         if args.command == "remove":
-            return remove(config, args)
-        return user_add(config, args)
+            return partial(remove, config, args)
+        return partial(user_add, config, args)
     if args.command == "export":
         from mirror.cli.airgap import export
 
-        return export(config, args)
+        return partial(export, config, args)
     if args.command == "import":
         from mirror.cli.airgap import import_
 
-        return import_(config, args)
+        return partial(import_, config, args)
     if args.command == "verify":
         from mirror.cli.verify import verify
 
-        return verify(config, args)
+        return partial(verify, config, args)
     from mirror.cli.sync import sync
 
-    return sync(config, args)
+    return partial(sync, config, args)

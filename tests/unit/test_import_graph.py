@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mirror._progress",
         "mirror._decoding",
         "mirror._users",
+        "mirror._gc",
     ),
     (
         "mirror.sync",
