@@ -570,12 +570,14 @@ class Syncer:
                 name, (p.rpartition("/")[0] for p in (*(d.path for d in plan.fetches), layout.page_paths(name)[0]))
             )
             if plan.fetches:
-                await self._fetch_files(name, plan)
+                # What the page is rendered from: the files held before, and those just recorded.
+                held = dict(held)
+                await self._fetch_files(name, plan, held)
             if lazy:
                 # Recorded (and committed) before a page links them: a request for one finds where to fetch it.
                 self.state.add_lazy(name, ((d.path, d.url, d.size, d.hashes["sha256"]) for d in lazy.values()))
                 self.state.commit()
-            await self.storage.write_pages(pages if pages is not None else self._pages(name, plan, lazy))
+            await self.storage.write_pages(pages if pages is not None else self._pages(name, plan, lazy, held))
         finally:
             self._release(name, plan)
             self._journal.done(name)
@@ -696,19 +698,25 @@ class Syncer:
             if self._claims.get(download.path) == name:
                 del self._claims[download.path]
 
-    async def _fetch_files(self, name: str, plan: ProjectPlan) -> None:
+    async def _fetch_files(self, name: str, plan: ProjectPlan, held: dict[str, LocalFile]) -> None:
+        """Fetch the plan's files; each one recorded in state is also added to ``held``."""
         # Distribution files first, then their metadata and provenance (ARCHITECTURE.md, "Publication order").
         for batch, required in ((plan.downloads, True), (plan.metadata, False), (plan.provenance, False)):
             if not batch:
                 continue  # a task group per empty batch was 5% of the pages-only profile
             if len(batch) == 1:
-                await self._fetch_file(name, required, batch[0])
+                await self._fetch_file(name, required, batch[0], held)
             else:
-                fetch = functools.partial(self._fetch_file, name, required)
+                fetch = functools.partial(self._fetch_file, name, required, held=held)
                 await fan_out(batch, fetch, self.config.workers, self.upstream.spare)
 
-    async def _fetch_file(self, name: str, required: bool, download: Download) -> None:
-        if self._adopt(name, download):
+    async def _fetch_file(
+        self, name: str, required: bool, download: Download, held: dict[str, LocalFile] | None = None
+    ) -> None:
+        adopted = self._adopt(name, download)
+        if adopted is not None:
+            if held is not None:
+                held[adopted.path] = adopted
             return
         for attempt in (1, 2):
             try:
@@ -731,12 +739,15 @@ class Syncer:
             if required:
                 raise UpstreamError(f"{name}: {download.url} is 404")
             return  # a .metadata the page offered but the upstream does not have: not advertised
-        self.state.add_file(name, LocalFile(download.path, fetched.size, fetched.sha256))
+        recorded = LocalFile(download.path, fetched.size, fetched.sha256)
+        self.state.add_file(name, recorded)
+        if held is not None:
+            held[recorded.path] = recorded
         self.report.files_added += 1
         self.report.bytes_added += fetched.size
         self.reporter.file_done(download.path, fetched.size)
 
-    def _adopt(self, name: str, download: Download) -> bool:
+    def _adopt(self, name: str, download: Download) -> LocalFile | None:
         """A verified file already at its final name that state does not know (it is behind) is reused.
 
         Only looked for when the published root is not the one state last wrote (a database
@@ -748,19 +759,20 @@ class Syncer:
         if self._adopting is None:
             self._adopting = not root_is_ours(self.state, self.storage)
         if not self._adopting:
-            return False
+            return None
         size = self.storage.size(download.path)
         if size is None or (download.size is not None and size != download.size):
-            return False
+            return None
         digest = hashlib.sha256()
         for chunk in self.storage.read(download.path):
             digest.update(chunk)
         expected = download.hashes.get("sha256")
         if expected is not None and digest.hexdigest() != expected:
-            return False
-        self.state.add_file(name, LocalFile(download.path, size, digest.hexdigest()))
+            return None
+        adopted = LocalFile(download.path, size, digest.hexdigest())
+        self.state.add_file(name, adopted)
         self.state.record_change(download.path, False)  # its first record may have died with the crash
-        return True
+        return adopted
 
     def _pages(
         self,
