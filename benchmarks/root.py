@@ -52,9 +52,11 @@ def write_root(kind: str, names: int, path: Path, *, display: bool = False) -> N
 
 def child(kind: str, body_path: Path, state_dir: Path) -> None:
     """Parse, stage, plan; print the phases' CPU as JSON."""
+    from mirror import _gc
     from mirror._state import STATE_DB, State
     from mirror.core import parse
 
+    _gc.settle()  # as the command line does before a command runs
     cpu = time.process_time
     start = cpu()
     parser: parse.IndexJsonParser | parse.IndexHtmlParser = (
