@@ -542,7 +542,7 @@ class Syncer:
     async def _sync_project(self, name: NormalizedName, promised: int | None) -> str:
         if self.reserved(name):  # whatever asked (a closure round, a pull-through): never from the upstream
             raise PrivateName(f"{name}: a private project; never taken from the upstream")
-        page, response, digest = await self._fetch_page(name, promised)
+        page, response, digest, known = await self._fetch_page(name, promised)
         if page is None:
             return "unchanged"
         held = self.state.project_files(name)
@@ -554,7 +554,9 @@ class Syncer:
         if not plan.fetches and not plan.deletes:
             # Nothing to fetch or delete: these are the pages to publish, unless they are served already.
             pages = self._pages(name, plan, lazy, held)
-            if self._published_as(pages):
+            # A project state has never seen has no pages to compare with (a stat, an S3 HEAD,
+            # per new project), unless the tree may hold what state does not know.
+            if (known or self._state_may_lag()) and self._published_as(pages):
                 # Same files, hashes, yanks, status and metadata as served: no rename, no diff line.
                 if not self.options.dry_run:
                     self._remember(name, page.last_serial, response, digest)
@@ -605,8 +607,9 @@ class Syncer:
 
     async def _fetch_page(
         self, name: NormalizedName, promised: int | None
-    ) -> tuple[ProjectPage | None, Page, str | None]:
-        """The project's page, fresh enough for the serial the root promised, and its body's sha256.
+    ) -> tuple[ProjectPage | None, Page, str | None, bool]:
+        """The project's page, fresh enough for the serial the root promised, its body's sha256,
+        and whether state knew the project.
 
         None if not modified: a 304, or (for upstreams without validators) the very body the
         published pages were made from, with the same filters.
@@ -619,18 +622,18 @@ class Syncer:
         for attempt in range(self.config.stale_retries + 1):
             response = await self._get(url, etag, modified, name, recheck=known is not None)
             if response.not_modified:
-                return None, response, None
+                return None, response, None, True
             digest = hashlib.sha256(response.body).hexdigest()
             if conditional and digest == self.state.page_digest(name):
                 self._note_listed(name, known[0] if known else None)
-                return None, response, digest
+                return None, response, digest, True
             page = self._parse(name, response)
             serial = response.serial if response.serial is not None else page.last_serial
             if serial is not None and (self._seen_serial is None or serial > self._seen_serial):
                 self._seen_serial = serial
             if check_serial(name, promised, serial):
                 self._note_listed(name, serial)
-                return _with_serial(page, serial), response, digest
+                return _with_serial(page, serial), response, digest, known is not None
             if attempt < self.config.stale_retries:
                 await anyio.sleep(min(0.5 * 2**attempt, 10.0))
         raise StalePage(
@@ -747,6 +750,13 @@ class Syncer:
         self.report.bytes_added += fetched.size
         self.reporter.file_done(download.path, fetched.size)
 
+    def _state_may_lag(self) -> bool:
+        """Whether the tree may hold what state does not know: the published root is not the one
+        state last wrote (a database restored from a backup, another writer). Checked once a run."""
+        if self._adopting is None:
+            self._adopting = not root_is_ours(self.state, self.storage)
+        return self._adopting
+
     def _adopt(self, name: str, download: Download) -> LocalFile | None:
         """A verified file already at its final name that state does not know (it is behind) is reused.
 
@@ -756,9 +766,7 @@ class Syncer:
         what a killed run left. Were a file there anyway, it is downloaded again and replaced by
         the same verified bytes.
         """
-        if self._adopting is None:
-            self._adopting = not root_is_ours(self.state, self.storage)
-        if not self._adopting:
+        if not self._state_may_lag():
             return None
         size = self.storage.size(download.path)
         if size is None or (download.size is not None and size != download.size):
