@@ -34,6 +34,7 @@ from tenacity import (
 from mirror import __version__
 from mirror._config import Config
 from mirror._decoding import ACCEPT_ENCODING, BoundedDecoder, DecodeError
+from mirror._stalls import Stalls
 from mirror.core.models import Hashes
 from mirror.core.parse import parse_serial
 from mirror.errors import ConfigError, IntegrityError, UpstreamError
@@ -52,6 +53,7 @@ _FIRST_BACKOFF = 0.25
 # The most a body read returns at once (less when less has arrived).
 _READ_SIZE = 1 << 18
 _MAX_REDIRECTS = 5
+_STALLED = "the upstream sent nothing within the timeout"
 T = TypeVar("T")
 
 
@@ -203,10 +205,10 @@ class _HttpxClient:
 
 
 class _AiohttpReply:
-    __slots__ = ("_response", "status_code")
+    __slots__ = ("_response", "_stalls", "status_code")
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
+    def __init__(self, response: aiohttp.ClientResponse, stalls: Stalls) -> None:
+        self._response, self._stalls = response, stalls
         self.status_code = response.status
 
     def header(self, name: str) -> str | None:
@@ -219,10 +221,17 @@ class _AiohttpReply:
         return str(self._response.url)
 
     async def read_raw(self) -> bytes:
+        wait = self._stalls.start()
         try:
             return await self._response.content.read(_READ_SIZE)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientError(f"{self.url}: {_aiohttp_error(exc)} while reading: {exc}") from exc
+        except asyncio.CancelledError:
+            if wait.timed_out():
+                raise TransientError(f"{self.url}: ReadTimeout while reading: {_STALLED}") from None
+            raise
+        finally:
+            self._stalls.stop(wait)
 
 
 class _AiohttpClient:
@@ -234,13 +243,14 @@ class _AiohttpClient:
     the same timeouts, pool, TLS context, redirect limit, and no decoding here (mirror._decoding).
     """
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
+    def __init__(self, session: aiohttp.ClientSession, stalls: Stalls) -> None:
+        self._session, self._stalls = session, stalls
 
     def stream(self, method: str, url: str, headers: Mapping[str, str]) -> _AiohttpExchange:
-        return _AiohttpExchange(self._session, method, url, headers)
+        return _AiohttpExchange(self._session, self._stalls, method, url, headers)
 
     async def aclose(self) -> None:
+        self._stalls.close()
         await self._session.close()
 
 
@@ -252,17 +262,26 @@ class _AiohttpExchange:
     errors, raised on the way in or from the body inside, become ours on the way out.
     """
 
-    __slots__ = ("_context", "_url")
+    __slots__ = ("_context", "_stalls", "_url")
 
-    def __init__(self, session: aiohttp.ClientSession, method: str, url: str, headers: Mapping[str, str]) -> None:
-        self._url = url
+    def __init__(
+        self, session: aiohttp.ClientSession, stalls: Stalls, method: str, url: str, headers: Mapping[str, str]
+    ) -> None:
+        self._url, self._stalls = url, stalls
         self._context = session.request(method, url, headers=headers, max_redirects=_MAX_REDIRECTS)
 
     async def __aenter__(self) -> Reply:
+        wait = self._stalls.start()
         try:
-            return _AiohttpReply(await self._context.__aenter__())
+            return _AiohttpReply(await self._context.__aenter__(), self._stalls)
         except (aiohttp.ClientError, TimeoutError) as exc:
             _raise_ours(self._url, exc)
+        except asyncio.CancelledError:
+            if wait.timed_out():
+                raise TransientError(f"{self._url}: ReadTimeout: {_STALLED}") from None
+            raise
+        finally:
+            self._stalls.stop(wait)
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
@@ -317,9 +336,8 @@ def make_client(config: Config) -> Client:
     # The TLS context httpx builds (certifi, or SSL_CERT_FILE/SSL_CERT_DIR), as the aiohttp transport did.
     context = httpx.create_ssl_context(verify=verify, trust_env=True)
     connector = aiohttp.TCPConnector(limit=config.workers, keepalive_timeout=limits.keepalive_expiry, ssl=context)
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=config.timeout, sock_read=config.timeout, connect=config.timeout
-    )
+    # The read timeout is mirror._stalls's, not aiohttp's sock_read (a timer per chunk).
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.timeout, sock_read=None, connect=config.timeout)
     session = aiohttp.ClientSession(
         connector=connector,
         timeout=timeout,
@@ -328,7 +346,7 @@ def make_client(config: Config) -> Client:
         cookie_jar=aiohttp.DummyCookieJar(),
         raise_for_status=False,
     )
-    return _AiohttpClient(session)
+    return _AiohttpClient(session, Stalls(config.timeout))
 
 
 class Upstream:

@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mirror._decoding",
         "mirror._users",
         "mirror._gc",
+        "mirror._stalls",
     ),
     (
         "mirror.sync",
