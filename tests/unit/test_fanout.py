@@ -7,6 +7,7 @@ import gc
 
 import pytest
 
+from mirror.storage.putter import _Group, _wait_uncancelled
 from mirror.sync.fanout import fan_out
 
 
@@ -59,27 +60,14 @@ def test_a_deferred_cancellation_ends_cleanly_when_a_slot_frees_meanwhile() -> N
     start another task: RuntimeError, and a coroutine reported as never awaited."""
     slots_free = False
     worked: list[int] = []
-    outcome: asyncio.Future[None] | None = None
+    replies: _Group | None = None
 
     async def work(item: int) -> None:
-        nonlocal outcome
+        nonlocal replies
         worked.append(item)
-        if item == 0:  # like Putter.put: wait for the outcome whatever happens, then cancel again
-            loop = asyncio.get_running_loop()
-            outcome = loop.create_future()
-            deferred = None
-            while not outcome.done():
-                try:
-                    await asyncio.shield(outcome)
-                except asyncio.CancelledError as exc:
-                    task = asyncio.current_task()
-                    assert task is not None
-                    task.uncancel()
-                    deferred = exc
-            if deferred is not None:
-                task = asyncio.current_task()
-                assert task is not None
-                task.cancel()
+        if item == 0:  # Putter.put's own wait: the outcome whatever happens, then the cancellation again
+            replies = _Group(asyncio.get_running_loop(), 1)
+            await _wait_uncancelled(replies)
             return
         await asyncio.sleep(10)
 
@@ -90,8 +78,8 @@ def test_a_deferred_cancellation_ends_cleanly_when_a_slot_frees_meanwhile() -> N
         runner.cancel()
         await asyncio.sleep(0.01)
         slots_free = True  # the cancellation freed every request slot
-        assert outcome is not None
-        outcome.set_result(None)
+        assert replies is not None
+        replies.resolve(0, 0)  # the writer's reply: published
         with pytest.raises(asyncio.CancelledError):
             await runner
 

@@ -76,28 +76,27 @@ def _fetch(upstream: Upstream, url: str) -> Awaitable[Fetched | None]:
     return upstream.download(url, _Sink, len(BODY), {})
 
 
+async def _never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await _request(reader)
+    await asyncio.sleep(30)
+
+
+async def _stop_halfway(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await _request(reader)
+    writer.write(_head(len(BODY)) + BODY[:1000])
+    await writer.drain()
+    await asyncio.sleep(30)
+
+
 @pytest.mark.slow
-def test_no_answer_at_all_is_a_read_timeout(tmp_path: Path) -> None:
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request(reader)
-        await asyncio.sleep(30)
-
+@pytest.mark.parametrize(
+    ("serve", "message"),
+    [(_never_answer, r"ReadTimeout: "), (_stop_halfway, "ReadTimeout while reading")],
+    ids=["no answer at all", "a body that stops halfway"],
+)
+def test_a_stalled_answer_is_a_read_timeout(tmp_path: Path, serve: Serve, message: str) -> None:
     started = time.monotonic()
-    with pytest.raises(TransientError, match="ReadTimeout"):
-        asyncio.run(_download(tmp_path, serve, _fetch))
-    assert TIMEOUT <= time.monotonic() - started < 2 * TIMEOUT
-
-
-@pytest.mark.slow
-def test_a_body_that_stops_halfway_is_a_read_timeout(tmp_path: Path) -> None:
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _request(reader)
-        writer.write(_head(len(BODY)) + BODY[:1000])
-        await writer.drain()
-        await asyncio.sleep(30)
-
-    started = time.monotonic()
-    with pytest.raises(TransientError, match="ReadTimeout while reading"):
+    with pytest.raises(TransientError, match=message):
         asyncio.run(_download(tmp_path, serve, _fetch))
     assert TIMEOUT <= time.monotonic() - started < 2 * TIMEOUT
 
