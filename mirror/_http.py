@@ -240,7 +240,8 @@ class _AiohttpClient:
     httpx over the aiohttp transport spent as much CPU above the transport (building and merging
     the request, its URL and headers, the response wrappers) as aiohttp spent below it: about a
     third of the pages-only profile (benchmarks/README.md). The behaviour is the one that pair had:
-    the same timeouts, pool, TLS context, redirect limit, and no decoding here (mirror._decoding).
+    the same timeouts (the read timeout kept by mirror._stalls), pool, TLS context, redirect limit,
+    and no decoding here (mirror._decoding).
     """
 
     def __init__(self, session: aiohttp.ClientSession, stalls: Stalls) -> None:
