@@ -133,8 +133,8 @@ class Syncer:
         self._named: frozenset[NormalizedName] | None = None
         # Private projects (mirror add, uploads): never taken from the upstream, never deleted by a sync.
         self._private: frozenset[NormalizedName] = state.private_names()
-        # Whether a download first looks for the file already at its final name (see _adopt).
-        self._adopting: bool | None = None
+        # Whether the tree may hold what state does not know (see _state_may_lag): read once a run.
+        self._may_lag: bool | None = None
         self._pulling: set[NormalizedName] = set()  # the names pull-through is fetching now
 
     # -- the run ------------------------------------------------------------------------------
@@ -616,24 +616,25 @@ class Syncer:
         """
         url = self._page_url(name)
         known = self.state.project(name)
-        conditional = promised is None and known is not None and not self._must_refetch(name)
+        knew = known is not None
+        conditional = promised is None and knew and not self._must_refetch(name)
         etag, modified = (known[1], known[2]) if conditional and known else (None, None)
         serial: int | None = None
         for attempt in range(self.config.stale_retries + 1):
-            response = await self._get(url, etag, modified, name, recheck=known is not None)
+            response = await self._get(url, etag, modified, name, recheck=knew)
             if response.not_modified:
-                return None, response, None, True
+                return None, response, None, knew
             digest = hashlib.sha256(response.body).hexdigest()
             if conditional and digest == self.state.page_digest(name):
                 self._note_listed(name, known[0] if known else None)
-                return None, response, digest, True
+                return None, response, digest, knew
             page = self._parse(name, response)
             serial = response.serial if response.serial is not None else page.last_serial
             if serial is not None and (self._seen_serial is None or serial > self._seen_serial):
                 self._seen_serial = serial
             if check_serial(name, promised, serial):
                 self._note_listed(name, serial)
-                return _with_serial(page, serial), response, digest, known is not None
+                return _with_serial(page, serial), response, digest, knew
             if attempt < self.config.stale_retries:
                 await anyio.sleep(min(0.5 * 2**attempt, 10.0))
         raise StalePage(
@@ -753,9 +754,9 @@ class Syncer:
     def _state_may_lag(self) -> bool:
         """Whether the tree may hold what state does not know: the published root is not the one
         state last wrote (a database restored from a backup, another writer). Checked once a run."""
-        if self._adopting is None:
-            self._adopting = not root_is_ours(self.state, self.storage)
-        return self._adopting
+        if self._may_lag is None:
+            self._may_lag = not root_is_ours(self.state, self.storage)
+        return self._may_lag
 
     def _adopt(self, name: str, download: Download) -> LocalFile | None:
         """A verified file already at its final name that state does not know (it is behind) is reused.
@@ -792,7 +793,8 @@ class Syncer:
         """The project's pages as they are to be published, JSON first.
 
         ``lazy`` files are linked without being held: they are fetched on first use (see :meth:`fetch_lazy`).
-        ``held``: what state holds for the project, when the caller has just read it.
+        ``held``: what state holds for the project, when the caller has it (just read, plus what
+        this sync of the project has recorded since).
         """
         on_disk = self.state.project_files(name) if held is None else held
         if lazy:
